@@ -1,0 +1,3 @@
+//! `evaluator`: turns a `space::Arch` into a trainable candle network and scores it.
+
+pub mod ops;

@@ -1,0 +1,200 @@
+//! The architecture model: one `Arch` is a whole MixNet-style network (stem, MBConv blocks with
+//! MixConv, head), complete enough to rebuild the network without this tool. It is stored as one
+//! self-contained, versioned JSON document (`format`), see `configs/mixnet-s.json`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scale;
+
+/// The `format` value this version reads and writes.
+pub const ARCH_FORMAT: &str = "mixnas.arch/1";
+
+/// A whole network. Blocks are listed one per layer (repeats expanded), in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arch {
+    /// Document version, always [`ARCH_FORMAT`].
+    pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub stem: Stem,
+    pub blocks: Vec<Block>,
+    pub head: Head,
+    /// Classifier outputs.
+    pub classes: usize,
+    /// Dropout before the classifier.
+    pub dropout: f64,
+    pub padding: Padding,
+    pub bn: BatchNorm,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// Stem: `kernel` x `kernel` conv from `in` (image channels) to `out`, no bias, BN, ReLU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stem {
+    #[serde(rename = "in")]
+    pub in_ch: usize,
+    pub out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+}
+
+/// Head: 1x1 conv to `width` (no bias), BN, ReLU, global average pool; then dropout and the
+/// fully connected classifier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    pub width: usize,
+}
+
+/// One MBConv layer with a MixConv depthwise stage (reference section 2.1):
+/// [grouped 1x1 expand, BN, act] -> MixConv, BN, act -> [SE] -> grouped 1x1 project, BN
+/// -> residual add when `skip` and stride 1 and in == out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    #[serde(rename = "in")]
+    pub in_ch: usize,
+    pub out: usize,
+    pub stride: usize,
+    /// Expansion ratio: mid channels = in * expand; 1 means no expansion conv.
+    pub expand: usize,
+    /// MixConv kernel sizes, one per channel group, in group order (3x3 first).
+    pub kernels: Vec<usize>,
+    #[serde(default)]
+    pub partition: Partition,
+    /// Dilated MixConv: at stride 1, each k x k group (k > 3) becomes 3x3 with dilation (k-1)/2.
+    #[serde(default)]
+    pub dilated: bool,
+    /// Groups of the expansion 1x1 conv (no channel shuffle).
+    pub expand_groups: usize,
+    /// Groups of the projection 1x1 conv (no channel shuffle).
+    pub project_groups: usize,
+    /// Squeeze-excitation ratio relative to the block's input channels; `null` for none.
+    pub se: Option<f64>,
+    pub act: Activation,
+    /// Whether the residual connection is allowed (it also needs stride 1 and in == out).
+    #[serde(default = "yes")]
+    pub skip: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partition {
+    #[default]
+    Equal,
+    Exponential,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    Swish,
+}
+
+/// How convolutions pad: PyTorch's symmetric `k // 2` (timm `mixnet_*`), or TF SAME, which pads
+/// asymmetrically at stride 2 on even inputs (TF and timm `tf_mixnet_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Padding {
+    #[serde(rename = "pytorch-symmetric")]
+    PytorchSymmetric,
+    #[serde(rename = "tf-same")]
+    TfSame,
+}
+
+/// BatchNorm settings. `momentum` is in PyTorch's convention: the weight of the batch statistic
+/// in the running average (TF's decay 0.99 is momentum 0.01).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchNorm {
+    pub eps: f64,
+    pub momentum: f64,
+}
+
+/// Where an architecture came from, when a search found it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// `measured`, `predicted` or `surrogate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_source: Option<String>,
+}
+
+/// One depthwise group of a MixConv as it is built: channels, kernel size, dilation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepthwiseGroup {
+    pub channels: usize,
+    pub kernel: usize,
+    pub dilation: usize,
+}
+
+impl Block {
+    /// Channels after the expansion conv.
+    pub fn mid(&self) -> usize {
+        self.in_ch * self.expand
+    }
+
+    pub fn has_expansion(&self) -> bool {
+        self.expand != 1
+    }
+
+    pub fn has_residual(&self) -> bool {
+        self.skip && self.stride == 1 && self.in_ch == self.out
+    }
+
+    /// SE width, from the block's input channels.
+    pub fn se_channels(&self) -> Option<usize> {
+        self.se.map(|r| scale::se_channels(self.in_ch, r))
+    }
+
+    /// The depthwise groups as built: the channel split of `mid`, and the dilated substitution
+    /// (k x k -> 3x3 with dilation (k-1)/2) when `dilated` and stride 1.
+    pub fn depthwise_groups(&self) -> Vec<DepthwiseGroup> {
+        let split = scale::split_channels(self.mid(), self.kernels.len(), self.partition);
+        let dilate = self.dilated && self.stride == 1;
+        split
+            .into_iter()
+            .zip(&self.kernels)
+            .map(|(channels, &k)| match dilate && k > 3 {
+                true => DepthwiseGroup { channels, kernel: 3, dilation: (k - 1) / 2 },
+                false => DepthwiseGroup { channels, kernel: k, dilation: 1 },
+            })
+            .collect()
+    }
+
+    /// (input, output) channel slices of a grouped 1x1 conv, both by the equal split rule.
+    pub fn pointwise_splits(cin: usize, cout: usize, groups: usize) -> Vec<(usize, usize)> {
+        scale::split_equal(cin, groups).into_iter().zip(scale::split_equal(cout, groups)).collect()
+    }
+}
+
+impl Arch {
+    /// Channels entering the head.
+    pub fn last_channels(&self) -> usize {
+        self.blocks.last().map_or(self.stem.out, |b| b.out)
+    }
+
+    /// Canonical JSON, pretty-printed, as written to files.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("an Arch always serialises")
+    }
+}

@@ -1,0 +1,18 @@
+//! `space`: MixNet-style architectures and the search space over them, with no ML engine.
+//!
+//! The primary type is [`Arch`], one whole network as a self-contained JSON document. Every
+//! width rule (channel splits, width rounding, SE width) lives once, in [`scale`], so the exact
+//! cost model here and the candle models in `evaluator` cannot disagree on a shape.
+
+pub mod arch;
+pub mod cost;
+pub mod load;
+pub mod presets;
+pub mod scale;
+pub mod searchspace;
+pub mod validate;
+
+pub use arch::{Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Partition, Provenance, Stem, ARCH_FORMAT};
+pub use cost::{cost, Cost, CostReport};
+pub use load::{load_arch, parse_arch, ArchError};
+pub use searchspace::{Decision, SearchSpace};

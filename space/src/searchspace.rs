@@ -1,0 +1,3 @@
+//! placeholder
+pub struct SearchSpace;
+pub struct Decision;
