@@ -91,8 +91,7 @@ pub fn cost(arch: &Arch, resolution: usize) -> CostReport {
     let width = arch.head.width as u64;
     let head = conv_bn(arch.last_channels() as u64 * width, width, (res * res) as u64);
     let classes = arch.classes as u64;
-    let classifier =
-        Cost { params: width * classes + classes, macs: width * classes, activations: classes };
+    let classifier = Cost { params: width * classes + classes, macs: width * classes, activations: classes };
     total += head;
     total += classifier;
     CostReport { resolution, stem, blocks, head, classifier, total }

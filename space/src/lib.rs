@@ -12,7 +12,9 @@ pub mod scale;
 pub mod searchspace;
 pub mod validate;
 
-pub use arch::{Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Partition, Provenance, Stem, ARCH_FORMAT};
+pub use arch::{
+    Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Partition, Provenance, Stem, ARCH_FORMAT,
+};
 pub use cost::{cost, Cost, CostReport};
 pub use load::{load_arch, parse_arch, ArchError};
 pub use searchspace::{Decision, SearchSpace};

@@ -55,7 +55,10 @@ pub fn parse_arch(bytes: &[u8], source: &str) -> Result<Arch, ArchError> {
         Some(Some(ARCH_FORMAT)) => {}
         Some(other) => {
             let got = other.map_or_else(|| value["format"].to_string(), |s| format!("\"{s}\""));
-            return Err(err("format".into(), format!("unknown format version {got}; this mixnas reads \"{ARCH_FORMAT}\"")));
+            return Err(err(
+                "format".into(),
+                format!("unknown format version {got}; this mixnas reads \"{ARCH_FORMAT}\""),
+            ));
         }
     }
     let arch: Arch = serde_path_to_error::deserialize(value).map_err(|e| {

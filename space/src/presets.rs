@@ -26,8 +26,16 @@ const SW: Activation = Activation::Swish;
 
 #[allow(clippy::too_many_arguments)]
 const fn row(
-    repeats: usize, in_ch: usize, out: usize, kernels: &'static [usize], expand: usize,
-    expand_groups: usize, project_groups: usize, stride: usize, se: Option<f64>, act: Activation,
+    repeats: usize,
+    in_ch: usize,
+    out: usize,
+    kernels: &'static [usize],
+    expand: usize,
+    expand_groups: usize,
+    project_groups: usize,
+    stride: usize,
+    se: Option<f64>,
+    act: Activation,
 ) -> Row {
     Row { repeats, in_ch, out, kernels, expand, expand_groups, project_groups, stride, se, act }
 }

@@ -88,7 +88,10 @@ mod tests {
     fn tf_same_pads_less_on_top_left_at_stride_two() {
         // Reference section 1.4: in=112, stride 2, k=3..11 -> top (k-3)/2, bottom (k-1)/2.
         for k in [3, 5, 7, 9, 11] {
-            assert_eq!(conv_padding(Padding::TfSame, k, 1, 2, 112, 112), [(k - 3) / 2, (k - 1) / 2, (k - 3) / 2, (k - 1) / 2]);
+            assert_eq!(
+                conv_padding(Padding::TfSame, k, 1, 2, 112, 112),
+                [(k - 3) / 2, (k - 1) / 2, (k - 3) / 2, (k - 1) / 2]
+            );
             assert_eq!(conv_padding(Padding::TfSame, k, 1, 1, 56, 56), [k / 2; 4]);
             assert_eq!(conv_padding(Padding::PytorchSymmetric, k, 1, 2, 112, 112), [k / 2; 4]);
         }
@@ -103,8 +106,13 @@ mod tests {
             DepthwiseGroup { channels: 3, kernel: 5, dilation: 1 },
             DepthwiseGroup { channels: 3, kernel: 7, dilation: 1 },
         ];
-        let weights: Vec<Tensor> = groups.iter().map(|g| Tensor::randn(0f32, 1., (g.channels, 1, g.kernel, g.kernel), &dev)).collect::<Result<_>>()?;
-        for (stride, padding, want) in [(1, Padding::PytorchSymmetric, 9), (2, Padding::TfSame, 5), (2, Padding::PytorchSymmetric, 5)] {
+        let weights: Vec<Tensor> = groups
+            .iter()
+            .map(|g| Tensor::randn(0f32, 1., (g.channels, 1, g.kernel, g.kernel), &dev))
+            .collect::<Result<_>>()?;
+        for (stride, padding, want) in
+            [(1, Padding::PytorchSymmetric, 9), (2, Padding::TfSame, 5), (2, Padding::PytorchSymmetric, 5)]
+        {
             let spec = MixConvSpec { groups: groups.clone(), stride, padding };
             assert_eq!(reference::mix_conv(&x, &weights, &spec)?.dims4()?, (2, 10, want, want));
         }
