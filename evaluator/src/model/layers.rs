@@ -1,0 +1,158 @@
+//! The layers a MixNet is made of, each a small struct over named parameters, all running on
+//! the fast ops in [`crate::ops`]. `train` selects batch statistics (and updates the running
+//! ones) or the folded eval-mode affine.
+
+use candle_core::{Result, Tensor, Var};
+use space::{Block, Padding};
+
+use super::params::ParamStore;
+use crate::ops::{self, Act, MixConvSpec};
+
+/// BatchNorm with running statistics (PyTorch momentum convention), fused with an activation.
+pub struct BatchNorm {
+    gamma: Var,
+    beta: Var,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: f64,
+    act: Act,
+}
+
+impl BatchNorm {
+    pub fn new(ps: &mut ParamStore, prefix: &str, c: usize, bn: space::BatchNorm, act: Act) -> Result<Self> {
+        Ok(Self {
+            gamma: ps.constant(format!("{prefix}.weight"), c, 1.0, true)?,
+            beta: ps.constant(format!("{prefix}.bias"), c, 0.0, true)?,
+            running_mean: ps.constant(format!("{prefix}.running_mean"), c, 0.0, false)?,
+            running_var: ps.constant(format!("{prefix}.running_var"), c, 1.0, false)?,
+            eps: bn.eps,
+            momentum: bn.momentum,
+            act,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            let (scale, shift) = self.folded()?;
+            return ops::channel_affine(x, &scale, &shift, self.act);
+        }
+        let (y, stats) = ops::batch_norm_train(x, &self.gamma, &self.beta, self.eps, self.act)?;
+        let m = self.momentum;
+        self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (stats.mean * m)?)?)?;
+        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (stats.var_unbiased * m)?)?)?;
+        Ok(y)
+    }
+
+    /// Eval-mode BN as a per-channel affine: `scale = gamma / sqrt(var + eps)`,
+    /// `shift = beta - mean * scale`.
+    pub fn folded(&self) -> Result<(Tensor, Tensor)> {
+        let scale = (self.gamma.as_tensor() / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
+        let shift = (self.beta.as_tensor() - (self.running_mean.as_tensor() * &scale)?)?;
+        Ok((scale, shift))
+    }
+}
+
+/// A dense conv (the stem) with explicit, convention-dependent padding.
+pub struct Conv {
+    weight: Var,
+    kernel: usize,
+    stride: usize,
+    padding: Padding,
+}
+
+impl Conv {
+    pub fn new(ps: &mut ParamStore, name: String, cin: usize, cout: usize, kernel: usize, stride: usize, padding: Padding) -> Result<Self> {
+        let weight = ps.conv(name, [cout, cin, kernel, kernel], kernel * kernel * cout)?;
+        Ok(Self { weight, kernel, stride, padding })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let [t, b, l, r] = ops::conv_padding(self.padding, self.kernel, 1, self.stride, h, w);
+        let x = if t + b + l + r > 0 { x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)? } else { x.clone() };
+        x.conv2d(&self.weight, 0, self.stride, 1, 1)
+    }
+}
+
+/// A grouped 1x1 conv (no shuffle), one weight per group.
+pub struct Pointwise {
+    weights: Vec<Tensor>,
+}
+
+impl Pointwise {
+    pub fn new(ps: &mut ParamStore, prefix: &str, cin: usize, cout: usize, groups: usize) -> Result<Self> {
+        let weights = Block::pointwise_splits(cin, cout, groups)
+            .into_iter()
+            .enumerate()
+            .map(|(g, (i, o))| Ok(ps.conv(format!("{prefix}.{g}.weight"), [o, i, 1, 1], o)?.as_tensor().clone()))
+            .collect::<Result<_>>()?;
+        Ok(Self { weights })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::pointwise(x, &self.weights)
+    }
+}
+
+/// MixConv: one depthwise kernel per channel group.
+pub struct MixConv {
+    weights: Vec<Tensor>,
+    spec: MixConvSpec,
+}
+
+impl MixConv {
+    pub fn new(ps: &mut ParamStore, prefix: &str, block: &Block, padding: Padding) -> Result<Self> {
+        let groups = block.depthwise_groups();
+        let weights = groups
+            .iter()
+            .enumerate()
+            .map(|(g, d)| {
+                let shape = [d.channels, 1, d.kernel, d.kernel];
+                Ok(ps.conv(format!("{prefix}.{g}.weight"), shape, d.kernel * d.kernel)?.as_tensor().clone())
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { weights, spec: MixConvSpec { groups, stride: block.stride, padding } })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        ops::mix_conv(x, &self.weights, &self.spec)
+    }
+}
+
+/// Squeeze-excitation: pool, 1x1 reduce (bias), the block's act, 1x1 expand (bias), sigmoid gate.
+pub struct SqueezeExcite {
+    reduce_w: Var,
+    reduce_b: Var,
+    expand_w: Var,
+    expand_b: Var,
+    act: Act,
+}
+
+impl SqueezeExcite {
+    pub fn new(ps: &mut ParamStore, prefix: &str, mid: usize, se: usize, act: Act) -> Result<Self> {
+        Ok(Self {
+            reduce_w: ps.conv(format!("{prefix}.reduce.weight"), [se, mid, 1, 1], se)?,
+            reduce_b: ps.constant(format!("{prefix}.reduce.bias"), se, 0.0, true)?,
+            expand_w: ps.conv(format!("{prefix}.expand.weight"), [mid, se, 1, 1], mid)?,
+            expand_b: ps.constant(format!("{prefix}.expand.bias"), mid, 0.0, true)?,
+            act,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dense = |v: &Tensor, w: &Var, b: &Var| -> Result<Tensor> {
+            let w = w.as_tensor().flatten_from(1)?;
+            v.matmul(&w.t()?)?.broadcast_add(b.as_tensor())
+        };
+        let pooled = ops::channel_mean(x)?;
+        let s = dense(&pooled, &self.reduce_w, &self.reduce_b)?;
+        let s = match self.act {
+            Act::Swish => ops::swish(&s)?,
+            Act::Relu => s.relu()?,
+            Act::None => s,
+        };
+        let gate = candle_nn::ops::sigmoid(&dense(&s, &self.expand_w, &self.expand_b)?)?;
+        ops::channel_scale(x, &gate)
+    }
+}

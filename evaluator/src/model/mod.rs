@@ -1,0 +1,214 @@
+//! `MixNet`: a candle network built from a `space::Arch`, in train or eval mode.
+//!
+//! Block order follows the reference (section 2.1): [expand 1x1, BN, act] -> MixConv, BN, act
+//! -> [SE] -> project 1x1, BN -> residual. Parameter names follow from the `Arch` alone:
+//! `stem.conv.weight`, `blocks.{i}.{expand,dw,project}.{g}.weight`, `blocks.{i}.bn{1,2,3}.*`,
+//! `blocks.{i}.se.{reduce,expand}.*`, `head.conv.0.weight`, `head.bn.*`, `classifier.*`.
+
+mod layers;
+pub mod params;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::Rng;
+use space::{Arch, Block};
+
+use crate::ops::Act;
+use layers::{BatchNorm, Conv, MixConv, Pointwise, SqueezeExcite};
+pub use params::{Named, ParamStore};
+
+/// Inputs at most this large get the proxy adaptation (see [`adapt_for_resolution`]).
+pub const PROXY_MAX_RESOLUTION: usize = 64;
+
+/// Proxy adaptation for small images: the stem and the first stride-2 block keep stride 1, so a
+/// 32x32 image ends at 4x4 instead of 1x1 (an ImageNet network downsamples by 32). Parameters
+/// are unchanged, so weights transfer between the adapted and the original network.
+pub fn adapt_for_resolution(arch: &Arch, resolution: usize) -> Arch {
+    let mut arch = arch.clone();
+    if resolution <= PROXY_MAX_RESOLUTION {
+        arch.stem.stride = 1;
+        if let Some(b) = arch.blocks.iter_mut().find(|b| b.stride == 2) {
+            b.stride = 1;
+        }
+    }
+    arch
+}
+
+struct MixBlock {
+    expand: Option<(Pointwise, BatchNorm)>,
+    dw: MixConv,
+    bn2: BatchNorm,
+    se: Option<SqueezeExcite>,
+    project: Pointwise,
+    bn3: BatchNorm,
+    residual: bool,
+}
+
+impl MixBlock {
+    fn new(ps: &mut ParamStore, i: usize, b: &Block, arch: &Arch) -> Result<Self> {
+        let p = format!("blocks.{i}");
+        let act = Act::from(b.act);
+        let expand = match b.has_expansion() {
+            true => Some((
+                Pointwise::new(ps, &format!("{p}.expand"), b.in_ch, b.mid(), b.expand_groups)?,
+                BatchNorm::new(ps, &format!("{p}.bn1"), b.mid(), arch.bn, act)?,
+            )),
+            false => None,
+        };
+        let dw = MixConv::new(ps, &format!("{p}.dw"), b, arch.padding)?;
+        let bn2 = BatchNorm::new(ps, &format!("{p}.bn2"), b.mid(), arch.bn, act)?;
+        let se = match b.se_channels() {
+            Some(se) => Some(SqueezeExcite::new(ps, &format!("{p}.se"), b.mid(), se, act)?),
+            None => None,
+        };
+        let project = Pointwise::new(ps, &format!("{p}.project"), b.mid(), b.out, b.project_groups)?;
+        let bn3 = BatchNorm::new(ps, &format!("{p}.bn3"), b.out, arch.bn, Act::None)?;
+        Ok(Self { expand, dw, bn2, se, project, bn3, residual: b.has_residual() })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = match &self.expand {
+            Some((conv, bn)) => bn.forward(&conv.forward(x)?, train)?,
+            None => x.clone(),
+        };
+        h = self.bn2.forward(&self.dw.forward(&h)?, train)?;
+        if let Some(se) = &self.se {
+            h = se.forward(&h)?;
+        }
+        h = self.bn3.forward(&self.project.forward(&h)?, train)?;
+        if self.residual {
+            h = (h + x)?;
+        }
+        Ok(h)
+    }
+}
+
+/// A MixNet built from an [`Arch`].
+pub struct MixNet {
+    arch: Arch,
+    stem: (Conv, BatchNorm),
+    blocks: Vec<MixBlock>,
+    head: (Pointwise, BatchNorm),
+    classifier_w: Var,
+    classifier_b: Var,
+    params: Vec<Named>,
+}
+
+impl MixNet {
+    /// Builds `arch` (use [`adapt_for_resolution`] first for small inputs) with weights
+    /// initialised from `seed` as TF/timm do.
+    pub fn new(arch: &Arch, seed: u64, device: &Device) -> Result<Self> {
+        let mut ps = ParamStore::new(seed, device);
+        let s = &arch.stem;
+        let stem_conv = Conv::new(&mut ps, "stem.conv.weight".into(), s.in_ch, s.out, s.kernel, s.stride, arch.padding)?;
+        let stem = (stem_conv, BatchNorm::new(&mut ps, "stem.bn", s.out, arch.bn, Act::Relu)?);
+        let blocks = arch.blocks.iter().enumerate().map(|(i, b)| MixBlock::new(&mut ps, i, b, arch)).collect::<Result<_>>()?;
+        let width = arch.head.width;
+        let head = (
+            Pointwise::new(&mut ps, "head.conv", arch.last_channels(), width, 1)?,
+            BatchNorm::new(&mut ps, "head.bn", width, arch.bn, Act::Relu)?,
+        );
+        let classifier_w = ps.linear("classifier.weight".into(), arch.classes, width)?;
+        let classifier_b = ps.constant("classifier.bias".into(), arch.classes, 0.0, true)?;
+        Ok(Self { arch: arch.clone(), stem, blocks, head, classifier_w, classifier_b, params: ps.entries })
+    }
+
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    /// Every tensor of the model (parameters and BN running statistics), in construction order.
+    pub fn named(&self) -> &[Named] {
+        &self.params
+    }
+
+    /// The trainable parameters with their names.
+    pub fn trainable(&self) -> Vec<(String, Var)> {
+        self.params.iter().filter(|n| n.trainable).map(|n| (n.name.clone(), n.var.clone())).collect()
+    }
+
+    /// Number of trainable scalars (equals `space::cost(..).total.params`).
+    pub fn param_count(&self) -> usize {
+        self.params.iter().filter(|n| n.trainable).map(|n| n.var.elem_count()).sum()
+    }
+
+    /// Features before the classifier: `[N, head width]`.
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = self.stem.1.forward(&self.stem.0.forward(x)?, train)?;
+        for b in &self.blocks {
+            h = b.forward(&h, train)?;
+        }
+        h = self.head.1.forward(&self.head.0.forward(&h)?, train)?;
+        crate::ops::channel_mean(&h)
+    }
+
+    /// Eval-mode logits `[N, classes]`.
+    pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        self.classify(&self.features(x, false)?)
+    }
+
+    /// Train-mode logits: batch statistics (running ones updated) and dropout drawn from `rng`,
+    /// so a seeded run is reproducible.
+    pub fn forward_train(&self, x: &Tensor, rng: &mut impl Rng) -> Result<Tensor> {
+        let f = self.features(x, true)?;
+        let p = self.arch.dropout;
+        let f = if p > 0.0 {
+            let keep = 1.0 - p;
+            let mask: Vec<f32> =
+                (0..f.elem_count()).map(|_| if rng.gen::<f64>() < keep { (1.0 / keep) as f32 } else { 0.0 }).collect();
+            let mask = Tensor::from_vec(mask, f.shape(), f.device())?;
+            (f * mask)?
+        } else {
+            f
+        };
+        self.classify(&f)
+    }
+
+    fn classify(&self, f: &Tensor) -> Result<Tensor> {
+        f.matmul(&self.classifier_w.as_tensor().t()?)?.broadcast_add(self.classifier_b.as_tensor())
+    }
+
+    /// Loads named tensors (a checkpoint, or converted timm weights): every tensor of the model
+    /// must be present with its exact shape; the first mismatch names the tensor.
+    pub fn load_named(&self, tensors: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        for n in &self.params {
+            let src = tensors.get(&n.name).ok_or_else(|| candle_core::Error::Msg(format!("{}: missing from the weights", n.name)))?;
+            params::assign(&n.var, src, &n.name)?;
+        }
+        if let Some(extra) = tensors.keys().find(|k| !self.params.iter().any(|n| &n.name == *k)) {
+            candle_core::bail!("{extra}: not a tensor of this architecture");
+        }
+        Ok(())
+    }
+
+    /// All tensors by name, for saving.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        self.params.iter().map(|n| (n.name.clone(), n.var.as_tensor().to_dtype(DType::F32).expect("f32"))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_count_matches_the_cost_model() -> Result<()> {
+        for name in ["mixnet-s", "mnasnet-a1"] {
+            let arch = space::presets::by_name(name).unwrap();
+            let net = MixNet::new(&arch, 0, &Device::Cpu)?;
+            assert_eq!(net.param_count() as u64, space::cost(&arch, 224).total.params, "{name}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn proxy_adaptation_keeps_small_inputs_spatial() -> Result<()> {
+        let mut arch = space::presets::mixnet_s();
+        arch.classes = 10;
+        let arch = adapt_for_resolution(&arch, 32);
+        let net = MixNet::new(&arch, 1, &Device::Cpu)?;
+        let x = Tensor::randn(0f32, 1., (2, 3, 32, 32), &Device::Cpu)?;
+        assert_eq!(net.forward_eval(&x)?.dims(), &[2, 10]);
+        assert_eq!(space::cost(&arch, 32).blocks.last().unwrap().resolution_out, 4);
+        Ok(())
+    }
+}

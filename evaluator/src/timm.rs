@@ -1,0 +1,156 @@
+//! Import of timm MixNet weights (`.safetensors` with timm's names and layouts) into mixnas
+//! names. timm groups blocks into stages; a new stage starts at every block that changes width,
+//! which reproduces timm's `blocks.{stage}.{index}` numbering for MixNet-S/M/L.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Result, Tensor};
+use space::Arch;
+
+/// timm's prefix for each mixnas block index.
+fn timm_block_prefixes(arch: &Arch) -> Vec<String> {
+    let (mut stage, mut index) = (0usize, 0usize);
+    arch.blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if i > 0 && b.in_ch != b.out {
+                stage += 1;
+                index = 0;
+            } else if i > 0 {
+                index += 1;
+            }
+            format!("blocks.{stage}.{index}")
+        })
+        .collect()
+}
+
+/// timm name of a grouped conv's weight: `conv.weight` for one group, `conv.{g}.weight` else.
+fn grouped(prefix: &str, conv: &str, groups: usize) -> Vec<String> {
+    match groups {
+        1 => vec![format!("{prefix}.{conv}.weight")],
+        n => (0..n).map(|g| format!("{prefix}.{conv}.{g}.weight")).collect(),
+    }
+}
+
+const BN_FIELDS: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
+
+/// (mixnas name, timm name) for every tensor of `arch`.
+pub fn name_map(arch: &Arch) -> Vec<(String, String)> {
+    let mut map = vec![("stem.conv.weight".to_string(), "conv_stem.weight".to_string())];
+    let bn = |map: &mut Vec<(String, String)>, ours: &str, theirs: &str| {
+        for f in BN_FIELDS {
+            map.push((format!("{ours}.{f}"), format!("{theirs}.{f}")));
+        }
+    };
+    bn(&mut map, "stem.bn", "bn1");
+    for (i, (b, t)) in arch.blocks.iter().zip(timm_block_prefixes(arch)).enumerate() {
+        let p = format!("blocks.{i}");
+        let mut conv = |ours: &str, theirs: &str, groups: usize| {
+            for (g, name) in grouped(&t, theirs, groups).into_iter().enumerate() {
+                map.push((format!("{p}.{ours}.{g}.weight"), name));
+            }
+        };
+        // timm's depthwise-separable block (expand 1) numbers its BNs bn1, bn2; the inverted
+        // residual block bn1 (expand), bn2 (dw), bn3 (project).
+        let (dw_bn, proj_bn, proj_conv) = if b.has_expansion() { ("bn2", "bn3", "conv_pwl") } else { ("bn1", "bn2", "conv_pw") };
+        if b.has_expansion() {
+            conv("expand", "conv_pw", b.expand_groups);
+        }
+        conv("dw", "conv_dw", b.kernels.len());
+        conv("project", proj_conv, b.project_groups);
+        if b.has_expansion() {
+            bn(&mut map, &format!("{p}.bn1"), &format!("{t}.bn1"));
+        }
+        bn(&mut map, &format!("{p}.bn2"), &format!("{t}.{dw_bn}"));
+        bn(&mut map, &format!("{p}.bn3"), &format!("{t}.{proj_bn}"));
+        if b.se.is_some() {
+            for (ours, theirs) in [("reduce", "conv_reduce"), ("expand", "conv_expand")] {
+                for f in ["weight", "bias"] {
+                    map.push((format!("{p}.se.{ours}.{f}"), format!("{t}.se.{theirs}.{f}")));
+                }
+            }
+        }
+    }
+    map.push(("head.conv.0.weight".into(), "conv_head.weight".into()));
+    bn(&mut map, "head.bn", "bn2");
+    map.push(("classifier.weight".into(), "classifier.weight".into()));
+    map.push(("classifier.bias".into(), "classifier.bias".into()));
+    map
+}
+
+/// Reads a timm state dict and renames it to mixnas names. Missing tensors and tensors timm has
+/// that the architecture does not are errors naming the tensor.
+pub fn load_timm(path: &Path, arch: &Arch) -> Result<HashMap<String, Tensor>> {
+    let mut timm = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))?;
+    timm.remove("num_batches_tracked");
+    timm.retain(|k, _| !k.ends_with("num_batches_tracked"));
+    let mut out = HashMap::new();
+    for (ours, theirs) in name_map(arch) {
+        let t = timm.remove(&theirs).ok_or_else(|| {
+            candle_core::Error::Msg(format!("{}: tensor `{theirs}` is missing (is this the right --model?)", path.display()))
+        })?;
+        out.insert(ours, t);
+    }
+    if let Some(extra) = timm.keys().min() {
+        candle_core::bail!("{}: tensor `{extra}` has no place in this architecture (is this the right --model?)", path.display());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MixNet;
+    use std::path::PathBuf;
+
+    fn fixtures() -> Option<PathBuf> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/timm");
+        if dir.exists() {
+            Some(dir)
+        } else {
+            eprintln!("SKIPPED: timm fixtures not found at {}", dir.display());
+            None
+        }
+    }
+
+    fn max_abs_diff_against_timm(model: &str) -> f32 {
+        let dir = fixtures().unwrap();
+        let arch = space::presets::timm_model(model).unwrap();
+        let net = MixNet::new(&arch, 0, &Device::Cpu).unwrap();
+        net.load_named(&load_timm(&dir.join(format!("{model}.weights.safetensors")), &arch).unwrap()).unwrap();
+        let io = candle_core::safetensors::load(dir.join(format!("{model}.io.safetensors")), &Device::Cpu).unwrap();
+        let logits = net.forward_eval(&io["input"]).unwrap();
+        (logits - &io["logits"]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn mixnet_s_reproduces_timm_logits() {
+        if fixtures().is_some() {
+            let d = max_abs_diff_against_timm("mixnet_s");
+            assert!(d < 1e-3, "max abs diff {d}");
+        }
+    }
+
+    #[test]
+    fn tf_mixnet_s_reproduces_timm_logits() {
+        if fixtures().is_some() {
+            let d = max_abs_diff_against_timm("tf_mixnet_s");
+            assert!(d < 1e-3, "max abs diff {d}");
+        }
+    }
+
+    #[test]
+    fn name_map_covers_every_tensor_once() {
+        for name in ["mixnet-s", "mixnet-m", "mixnet-l"] {
+            let arch = space::presets::by_name(name).unwrap();
+            let net = MixNet::new(&arch, 0, &Device::Cpu).unwrap();
+            let map = name_map(&arch);
+            assert_eq!(map.len(), net.named().len(), "{name}");
+            let theirs: std::collections::HashSet<_> = map.iter().map(|m| &m.1).collect();
+            assert_eq!(theirs.len(), map.len(), "{name}: a timm name is used twice");
+        }
+    }
+}
