@@ -116,8 +116,7 @@ mod tests {
         }
     }
 
-    fn max_abs_diff_against_timm(model: &str) -> f32 {
-        let dir = fixtures().unwrap();
+    fn max_abs_diff_against_timm(dir: &Path, model: &str) -> f32 {
         let arch = space::presets::timm_model(model).unwrap();
         let net = MixNet::new(&arch, 0, &Device::Cpu).unwrap();
         net.load_named(&load_timm(&dir.join(format!("{model}.weights.safetensors")), &arch).unwrap()).unwrap();
@@ -129,7 +128,7 @@ mod tests {
     #[test]
     fn mixnet_s_reproduces_timm_logits() {
         if fixtures().is_some() {
-            let d = max_abs_diff_against_timm("mixnet_s");
+            let d = max_abs_diff_against_timm(&fixtures().unwrap(), "mixnet_s");
             assert!(d < 1e-3, "max abs diff {d}");
         }
     }
@@ -137,8 +136,27 @@ mod tests {
     #[test]
     fn tf_mixnet_s_reproduces_timm_logits() {
         if fixtures().is_some() {
-            let d = max_abs_diff_against_timm("tf_mixnet_s");
+            let d = max_abs_diff_against_timm(&fixtures().unwrap(), "tf_mixnet_s");
             assert!(d < 1e-3, "max abs diff {d}");
+        }
+    }
+
+    /// M and L fixtures are not shipped; `bench/make_timm_fixtures.py` makes them the same way
+    /// into target/testdata/timm-extra/, where this test finds them.
+    #[test]
+    fn larger_mixnets_reproduce_timm_logits_when_fixtures_were_made() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/testdata/timm-extra");
+        let mut checked = 0;
+        for model in ["mixnet_m", "mixnet_l", "tf_mixnet_m", "tf_mixnet_l"] {
+            if dir.join(format!("{model}.weights.safetensors")).exists() {
+                let d = max_abs_diff_against_timm(&dir, model);
+                assert!(d < 1e-3, "{model}: max abs diff {d}");
+                eprintln!("{model}: max abs diff {d:e}");
+                checked += 1;
+            }
+        }
+        if checked == 0 {
+            eprintln!("SKIPPED: no fixtures in {} (make them with bench/make_timm_fixtures.py)", dir.display());
         }
     }
 

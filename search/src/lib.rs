@@ -1,1 +1,5 @@
 
+pub mod controller;
+pub mod evaluate;
+pub mod reward;
+pub mod strategy;

@@ -1,30 +1,867 @@
 //! The search space: an ordered list of named categorical decisions over a fixed skeleton
-//! (MnasNet's factorised hierarchical space with MixNet's options). `decode` turns a vector of
-//! choices (one option index per decision) into an [`Arch`]; `encode` inverts it.
+//! (MnasNet's factorised hierarchical space with MixNet's options, reference section 4.1).
 //!
-//! API contract (implementation in progress): see the signatures below.
+//! The skeleton is a `base` (stem, head, classes, dropout, padding, BN) and an ordered list of
+//! rows with fixed `in`, `out` and `stride`. Each row lists the values it may take for kernels,
+//! expand, expand/project groups, SE, activation and layers (repeats). Every list with more than
+//! one value is a [`Decision`] named `row<N>.<field>` (N from 1). All layers of a row are the
+//! same block; the first takes the row's stride and input width (reference section 2.1).
+//!
+//! One choice vector decodes to one [`Arch`]; `encode` inverts `decode` on the canonical vector.
+//! Canonical means: when expand is 1 there is no expansion conv, so `expand_groups` is moot and
+//! its choice is the index of the value 1 (or 0 when 1 is not listed). `sample` draws uniformly
+//! over distinct architectures and returns canonical vectors; `log10_size` counts distinct
+//! architectures.
+//!
+//! A decoded arch is named `<space>:<id>`, where `id` has one base-36 digit per decision (the
+//! canonical choices), so equal architectures get equal names and the name gives back the point.
 
-use crate::arch::Arch;
+use std::ops::{Index, IndexMut};
+use std::path::Path;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::arch::{Activation, Arch, BatchNorm, Block, Head, Padding, Partition, Stem, ARCH_FORMAT};
 use crate::load::ArchError;
+use crate::validate::validate;
+
+/// The `format` value of a space file.
+pub const SPACE_FORMAT: &str = "mixnas.space/1";
+
+const DEFAULT_SPACE: &str = include_str!("../../configs/space-mixnet.json");
+const DEFAULT_SOURCE: &str = "configs/space-mixnet.json (embedded)";
+
+/// Base-36 digits name a point, so a decision may have at most this many options.
+const MAX_OPTIONS: usize = 36;
+const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// One categorical decision, e.g. `row4.kernels` with options `["3", "3.5", "3.5.7", ...]`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
     pub name: String,
     /// Human-readable option labels, in index order.
     pub options: Vec<String>,
 }
 
+/// The fixed part of every architecture in a space. The search may override it (for example
+/// `with_classes(10)` for proxy data); `encode` only accepts archs with the same base.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    pub stem: Stem,
+    pub head: Head,
+    pub classes: usize,
+    pub dropout: f64,
+    pub padding: Padding,
+    pub bn: BatchNorm,
+}
+
+/// One row of the skeleton with the values each field may take (resolved against the file's
+/// `options` defaults).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    #[serde(rename = "in")]
+    pub in_ch: usize,
+    pub out: usize,
+    pub stride: usize,
+    pub kernels: Vec<Vec<usize>>,
+    pub expand: Vec<usize>,
+    pub expand_groups: Vec<usize>,
+    pub project_groups: Vec<usize>,
+    pub se: Vec<Option<f64>>,
+    pub act: Vec<Activation>,
+    pub layers: Vec<usize>,
+}
+
 /// A search space loaded from `configs/space-mixnet.json` or a user file.
 #[derive(Clone, Debug)]
 pub struct SearchSpace {
+    /// Read-only by convention: decode relies on them matching the rows.
     pub decisions: Vec<Decision>,
+    pub name: String,
+    /// The file it came from, for messages.
+    pub source: String,
+    pub base: Base,
+    rows: Vec<Row>,
+    /// For each decision, the row and field it sets.
+    slots: Vec<(usize, Field)>,
+}
+
+/// The per-row fields that can vary, in decision order within a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Kernels,
+    Expand,
+    ExpandGroups,
+    ProjectGroups,
+    Se,
+    Act,
+    Layers,
+}
+
+const FIELDS: [Field; 7] =
+    [Field::Kernels, Field::Expand, Field::ExpandGroups, Field::ProjectGroups, Field::Se, Field::Act, Field::Layers];
+
+impl Field {
+    fn key(self) -> &'static str {
+        match self {
+            Field::Kernels => "kernels",
+            Field::Expand => "expand",
+            Field::ExpandGroups => "expand_groups",
+            Field::ProjectGroups => "project_groups",
+            Field::Se => "se",
+            Field::Act => "act",
+            Field::Layers => "layers",
+        }
+    }
+}
+
+/// The option index chosen for each field of one row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Pick([usize; 7]);
+
+impl Index<Field> for Pick {
+    type Output = usize;
+    fn index(&self, f: Field) -> &usize {
+        &self.0[f as usize]
+    }
+}
+
+impl IndexMut<Field> for Pick {
+    fn index_mut(&mut self, f: Field) -> &mut usize {
+        &mut self.0[f as usize]
+    }
+}
+
+impl Row {
+    fn count(&self, f: Field) -> usize {
+        self.labels(f).len()
+    }
+
+    fn labels(&self, f: Field) -> Vec<String> {
+        let nums = |v: &[usize]| v.iter().map(|x| x.to_string()).collect();
+        match f {
+            Field::Kernels => {
+                self.kernels.iter().map(|k| k.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(".")).collect()
+            }
+            Field::Expand => nums(&self.expand),
+            Field::ExpandGroups => nums(&self.expand_groups),
+            Field::ProjectGroups => nums(&self.project_groups),
+            Field::Se => self.se.iter().map(|s| s.map_or("none".to_string(), |r| r.to_string())).collect(),
+            Field::Act => self.act.iter().map(|a| act_label(*a).to_string()).collect(),
+            Field::Layers => nums(&self.layers),
+        }
+    }
+
+    /// Whether a field is a decision: it has several values, and it matters for some choice.
+    fn varies(&self, f: Field) -> bool {
+        self.count(f) > 1 && (f != Field::ExpandGroups || self.expand.iter().any(|&e| e != 1))
+    }
+
+    /// The choice `expand_groups` takes when expand is 1 and the field is moot.
+    fn moot_expand_groups(&self) -> usize {
+        self.expand_groups.iter().position(|&g| g == 1).unwrap_or(0)
+    }
+
+    fn canonicalise(&self, p: &mut Pick) {
+        if self.expand[p[Field::Expand]] == 1 {
+            p[Field::ExpandGroups] = self.moot_expand_groups();
+        }
+    }
+
+    /// The first layer of the row (`first`) or one of its repeats.
+    fn block(&self, p: &Pick, first: bool) -> Block {
+        let expand = self.expand[p[Field::Expand]];
+        Block {
+            in_ch: if first { self.in_ch } else { self.out },
+            out: self.out,
+            stride: if first { self.stride } else { 1 },
+            expand,
+            kernels: self.kernels[p[Field::Kernels]].clone(),
+            partition: Partition::Equal,
+            dilated: false,
+            expand_groups: if expand == 1 { 1 } else { self.expand_groups[p[Field::ExpandGroups]] },
+            project_groups: self.project_groups[p[Field::ProjectGroups]],
+            se: self.se[p[Field::Se]],
+            act: self.act[p[Field::Act]],
+            skip: true,
+        }
+    }
+
+    /// The canonical pick (layers unset) whose first layer is exactly `b`, if any.
+    fn find(&self, b: &Block) -> Option<Pick> {
+        let mut p = Pick::default();
+        p[Field::Kernels] = self.kernels.iter().position(|k| *k == b.kernels)?;
+        p[Field::Expand] = self.expand.iter().position(|&e| e == b.expand)?;
+        p[Field::ExpandGroups] = match b.expand {
+            1 => self.moot_expand_groups(),
+            _ => self.expand_groups.iter().position(|&g| g == b.expand_groups)?,
+        };
+        p[Field::ProjectGroups] = self.project_groups.iter().position(|&g| g == b.project_groups)?;
+        p[Field::Se] = self.se.iter().position(|&s| s == b.se)?;
+        p[Field::Act] = self.act.iter().position(|&a| a == b.act)?;
+        (self.block(&p, true) == *b).then_some(p)
+    }
+
+    /// Distinct architectures of this row: expand 1 does not multiply by the expand groups.
+    fn distinct(&self) -> f64 {
+        let eg = self.expand_groups.len() as f64;
+        let expand: f64 = self.expand.iter().map(|&e| if e == 1 { 1.0 } else { eg }).sum();
+        let others = [Field::Kernels, Field::ProjectGroups, Field::Se, Field::Act, Field::Layers];
+        expand * others.iter().map(|&f| self.count(f) as f64).product::<f64>()
+    }
+
+    /// An expand index, weighted so that every distinct (expand, expand groups) pair is equally
+    /// likely.
+    fn sample_expand(&self, rng: &mut impl Rng) -> usize {
+        let weight = |e: usize| if e == 1 { 1 } else { self.expand_groups.len() };
+        let mut r = rng.gen_range(0..self.expand.iter().map(|&e| weight(e)).sum::<usize>());
+        for (i, &e) in self.expand.iter().enumerate() {
+            if r < weight(e) {
+                return i;
+            }
+            r -= weight(e);
+        }
+        unreachable!("r is below the total weight")
+    }
+}
+
+fn act_label(a: Activation) -> &'static str {
+    match a {
+        Activation::Relu => "relu",
+        Activation::Swish => "swish",
+    }
 }
 
 impl SearchSpace {
+    /// The embedded default space (`configs/space-mixnet.json`), of which MixNet-S is a point.
+    pub fn default_space() -> Self {
+        Self::parse(DEFAULT_SPACE.as_bytes(), DEFAULT_SOURCE).expect("the embedded default space is valid")
+    }
+
+    /// Loads and checks a space file; errors are one line naming the file and the field.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ArchError> {
+        let path = path.as_ref();
+        let source = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| error(&source, "", e.to_string()))?;
+        Self::parse(&bytes, &source)
+    }
+
+    /// Parses and checks a space document; `source` names it in errors.
+    pub fn parse(bytes: &[u8], source: &str) -> Result<Self, ArchError> {
+        let file = file::read(bytes, source)?;
+        let name = file.name.clone().unwrap_or_else(|| {
+            Path::new(source).file_stem().map_or("space".into(), |s| s.to_string_lossy().into_owned())
+        });
+        let (rows, inherited) = file::resolve_rows(&file).map_err(|(f, m)| error(source, &f, m))?;
+        check::rows(&file.base, &rows, &inherited).map_err(|(f, m)| error(source, &f, m))?;
+        let mut slots = Vec::new();
+        let mut decisions = Vec::new();
+        for (r, row) in rows.iter().enumerate() {
+            for f in FIELDS.into_iter().filter(|&f| row.varies(f)) {
+                slots.push((r, f));
+                decisions.push(Decision { name: format!("row{}.{}", r + 1, f.key()), options: row.labels(f) });
+            }
+        }
+        Ok(SearchSpace { decisions, name, source: source.to_string(), base: file.base, rows, slots })
+    }
+
+    /// The same space decoding to `classes` outputs (for proxy data sets).
+    pub fn with_classes(mut self, classes: usize) -> Self {
+        self.base.classes = classes;
+        self
+    }
+
+    /// The same space over another base (stem, head, classes, dropout, padding, BN).
+    pub fn with_base(mut self, base: Base) -> Self {
+        self.base = base;
+        self
+    }
+
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    /// Number of options of each decision, in decision order.
+    pub fn num_options(&self) -> Vec<usize> {
+        self.decisions.iter().map(|d| d.options.len()).collect()
+    }
+
+    /// log10 of the number of distinct architectures in the space.
+    pub fn log10_size(&self) -> f64 {
+        self.rows.iter().map(|r| r.distinct().log10()).sum()
+    }
+
     /// Decodes one choice vector into an architecture; wrong length or an index out of range
-    /// is an error naming the decision.
-    pub fn decode(&self, _choices: &[usize]) -> Result<Arch, ArchError> {
-        unimplemented!("searchspace decode")
+    /// is an error naming the decision. Any in-range vector decodes, canonical or not.
+    pub fn decode(&self, choices: &[usize]) -> Result<Arch, ArchError> {
+        let picks = self.picks(choices)?;
+        let mut blocks = Vec::new();
+        for (row, p) in self.rows.iter().zip(&picks) {
+            blocks.push(row.block(p, true));
+            let repeat = row.block(p, false);
+            blocks.extend((1..row.layers[p[Field::Layers]]).map(|_| repeat.clone()));
+        }
+        let b = &self.base;
+        let arch = Arch {
+            format: ARCH_FORMAT.to_string(),
+            name: Some(format!("{}:{}", self.name, self.id(&picks))),
+            stem: b.stem.clone(),
+            blocks,
+            head: b.head.clone(),
+            classes: b.classes,
+            dropout: b.dropout,
+            padding: b.padding,
+            bn: b.bn,
+            provenance: None,
+        };
+        // The rows were checked at load; this catches a base overridden into something invalid.
+        validate(&arch).map_err(|(field, message)| self.error(&field, message))?;
+        Ok(arch)
+    }
+
+    /// The choice vector of `arch`, or `None` when it is not a point of this space. `name` and
+    /// `provenance` are ignored; everything else must match exactly.
+    pub fn encode(&self, arch: &Arch) -> Option<Vec<usize>> {
+        let base = Base {
+            stem: arch.stem.clone(),
+            head: arch.head.clone(),
+            classes: arch.classes,
+            dropout: arch.dropout,
+            padding: arch.padding,
+            bn: arch.bn,
+        };
+        if base != self.base {
+            return None;
+        }
+        let mut pos = 0;
+        let mut picks = Vec::with_capacity(self.rows.len());
+        for row in &self.rows {
+            let mut p = row.find(arch.blocks.get(pos)?)?;
+            // Rows after a layers choice change width or stride (checked at load), so counting
+            // identical repeats cannot eat into the next row.
+            let repeat = row.block(&p, false);
+            let max = row.layers.iter().copied().max().unwrap_or(1);
+            let n = 1 + arch.blocks[pos + 1..].iter().take(max - 1).take_while(|b| **b == repeat).count();
+            p[Field::Layers] = row.layers.iter().position(|&l| l == n)?;
+            picks.push(p);
+            pos += n;
+        }
+        (pos == arch.blocks.len()).then(|| self.choices(&picks))
+    }
+
+    /// The canonical form of a choice vector (the one `encode` and `sample` give).
+    pub fn canonical(&self, choices: &[usize]) -> Result<Vec<usize>, ArchError> {
+        Ok(self.choices(&self.picks(choices)?))
+    }
+
+    /// A canonical choice vector drawn uniformly over the distinct architectures.
+    pub fn sample(&self, rng: &mut impl Rng) -> Vec<usize> {
+        let mut picks = vec![Pick::default(); self.rows.len()];
+        // Slots are in row order and expand comes before expand_groups, so the expand choice a
+        // row's expand_groups depends on is already made.
+        for &(r, f) in &self.slots {
+            let row = &self.rows[r];
+            picks[r][f] = match f {
+                Field::Expand => row.sample_expand(rng),
+                Field::ExpandGroups if row.expand[picks[r][Field::Expand]] == 1 => row.moot_expand_groups(),
+                _ => rng.gen_range(0..row.count(f)),
+            };
+        }
+        self.choices(&picks)
+    }
+
+    /// The choices as one base-36 digit per decision, as used in decoded names.
+    fn id(&self, picks: &[Pick]) -> String {
+        self.choices(picks).iter().map(|&c| DIGITS[c] as char).collect()
+    }
+
+    /// Checks `choices` and spreads them over the rows, canonicalised.
+    fn picks(&self, choices: &[usize]) -> Result<Vec<Pick>, ArchError> {
+        let n = self.decisions.len();
+        if choices.len() < n {
+            let msg = format!("missing: got {} choices for {n} decisions", choices.len());
+            return Err(self.error(&self.decisions[choices.len()].name, msg));
+        }
+        if choices.len() > n {
+            return Err(self.error("", format!("got {} choices for {n} decisions", choices.len())));
+        }
+        let mut picks = vec![Pick::default(); self.rows.len()];
+        for ((&(r, f), &c), d) in self.slots.iter().zip(choices).zip(&self.decisions) {
+            if c >= d.options.len() {
+                let msg =
+                    format!("choice {c} is out of range; use 0 to {} ({})", d.options.len() - 1, d.options.join(", "));
+                return Err(self.error(&d.name, msg));
+            }
+            picks[r][f] = c;
+        }
+        for (row, p) in self.rows.iter().zip(&mut picks) {
+            row.canonicalise(p);
+        }
+        Ok(picks)
+    }
+
+    fn choices(&self, picks: &[Pick]) -> Vec<usize> {
+        self.slots.iter().map(|&(r, f)| picks[r][f]).collect()
+    }
+
+    fn error(&self, field: &str, message: String) -> ArchError {
+        error(&format!("space {}", self.name), field, message)
+    }
+}
+
+fn error(source: &str, field: &str, message: String) -> ArchError {
+    ArchError { source: source.to_string(), field: field.to_string(), message }
+}
+
+/// The space file as written, before defaults are applied.
+mod file {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct SpaceFile {
+        #[allow(dead_code)] // checked before deserialising
+        pub format: String,
+        #[serde(default)]
+        pub name: Option<String>,
+        #[serde(default)]
+        #[allow(dead_code)] // for people reading the file
+        pub description: Option<String>,
+        pub base: Base,
+        #[serde(default)]
+        pub options: Options,
+        pub rows: Vec<RowFile>,
+    }
+
+    /// Option lists; in `options` they are defaults, in a row they override them.
+    #[derive(Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Options {
+        pub kernels: Option<Vec<Vec<usize>>>,
+        pub expand: Option<Vec<usize>>,
+        pub expand_groups: Option<Vec<usize>>,
+        pub project_groups: Option<Vec<usize>>,
+        pub se: Option<Vec<Option<f64>>>,
+        pub act: Option<Vec<Activation>>,
+        pub layers: Option<Vec<usize>>,
+    }
+
+    // serde cannot combine `flatten` with `deny_unknown_fields`, so the lists are repeated here.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct RowFile {
+        #[serde(rename = "in")]
+        pub in_ch: usize,
+        pub out: usize,
+        pub stride: usize,
+        pub kernels: Option<Vec<Vec<usize>>>,
+        pub expand: Option<Vec<usize>>,
+        pub expand_groups: Option<Vec<usize>>,
+        pub project_groups: Option<Vec<usize>>,
+        pub se: Option<Vec<Option<f64>>>,
+        pub act: Option<Vec<Activation>>,
+        pub layers: Option<Vec<usize>>,
+    }
+
+    pub(super) fn read(bytes: &[u8], source: &str) -> Result<SpaceFile, ArchError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| error(source, "", format!("not valid JSON: {e}")))?;
+        match value.get("format") {
+            None => return Err(error(source, "", format!("missing field `format` (expected \"{SPACE_FORMAT}\")"))),
+            Some(serde_json::Value::String(s)) if s == SPACE_FORMAT => {}
+            Some(other) => {
+                let msg = format!("unknown format version {other}; this mixnas reads \"{SPACE_FORMAT}\"");
+                return Err(error(source, "format", msg));
+            }
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let field = e.path().to_string();
+            error(source, if field == "." { "" } else { &field }, e.into_inner().to_string())
+        })
+    }
+
+    /// Which fields of a row came from `options`, in [`FIELDS`] order.
+    pub(super) type Inherited = [bool; 7];
+
+    /// Rows with the `options` defaults filled in, and which fields came from `options` (in
+    /// [`FIELDS`] order), so errors can point at the list the user actually wrote.
+    pub(super) fn resolve_rows(file: &SpaceFile) -> Result<(Vec<Row>, Vec<Inherited>), (String, String)> {
+        let d = &file.options;
+        let mut rows = Vec::with_capacity(file.rows.len());
+        let mut inherited = Vec::with_capacity(file.rows.len());
+        for (i, r) in file.rows.iter().enumerate() {
+            let at = |key: &str| format!("rows[{i}].{key}");
+            inherited.push([
+                r.kernels.is_none(),
+                r.expand.is_none(),
+                r.expand_groups.is_none(),
+                r.project_groups.is_none(),
+                r.se.is_none(),
+                r.act.is_none(),
+                r.layers.is_none(),
+            ]);
+            rows.push(Row {
+                in_ch: r.in_ch,
+                out: r.out,
+                stride: r.stride,
+                kernels: or_default(at("kernels"), &r.kernels, &d.kernels)?,
+                expand: or_default(at("expand"), &r.expand, &d.expand)?,
+                expand_groups: or_default(at("expand_groups"), &r.expand_groups, &d.expand_groups)?,
+                project_groups: or_default(at("project_groups"), &r.project_groups, &d.project_groups)?,
+                se: or_default(at("se"), &r.se, &d.se)?,
+                act: or_default(at("act"), &r.act, &d.act)?,
+                layers: or_default(at("layers"), &r.layers, &d.layers)?,
+            });
+        }
+        Ok((rows, inherited))
+    }
+
+    fn or_default<T: Clone>(field: String, own: &Option<T>, default: &Option<T>) -> Result<T, (String, String)> {
+        match own.as_ref().or(default.as_ref()) {
+            Some(v) => Ok(v.clone()),
+            None => Err((field, "missing, and `options` has no default for it".to_string())),
+        }
+    }
+}
+
+/// Load-time checks: after these pass, every choice vector decodes to a valid [`Arch`] and
+/// `encode` is the exact inverse of `decode` on canonical vectors.
+mod check {
+    use super::*;
+
+    type Failure = (String, String);
+
+    pub(super) fn rows(base: &Base, rows: &[Row], inherited: &[file::Inherited]) -> Result<(), Failure> {
+        if rows.is_empty() {
+            return Err(("rows".into(), "at least one row is required".into()));
+        }
+        for (i, inherited) in inherited.iter().enumerate() {
+            row(base, rows, i).map_err(|(field, message)| relocate(field, message, i, inherited))?;
+        }
+        Ok(())
+    }
+
+    fn row(base: &Base, rows: &[Row], i: usize) -> Result<(), Failure> {
+        let row = &rows[i];
+        let at = |f: &str| format!("rows[{i}].{f}");
+        let prev = match i {
+            0 => ("base.stem.out".to_string(), base.stem.out),
+            _ => (format!("rows[{}].out", i - 1), rows[i - 1].out),
+        };
+        if row.in_ch != prev.1 {
+            return Err((at("in"), format!("{} does not chain: {} is {}", row.in_ch, prev.0, prev.1)));
+        }
+        if row.in_ch == 0 || row.out == 0 {
+            return Err((format!("rows[{i}]"), "channels must be at least 1".into()));
+        }
+        lists(row, &at)?;
+        if i > 0 && rows[i - 1].layers.len() > 1 && row.stride == 1 && row.in_ch == row.out {
+            let msg = format!("keeps the width and stride of rows[{}], whose layers vary; merge the two rows", i - 1);
+            return Err((format!("rows[{i}]"), msg));
+        }
+        blocks(base, row, i)
+    }
+
+    /// A failure in a list the row took from `options` is reported there.
+    fn relocate(field: String, message: String, i: usize, inherited: &file::Inherited) -> Failure {
+        let Some(rest) = field.strip_prefix(&format!("rows[{i}].")) else { return (field, message) };
+        let key = rest.split(['[', '.']).next().unwrap_or(rest);
+        match FIELDS.iter().position(|f| f.key() == key) {
+            Some(k) if inherited[k] => (format!("options.{rest}"), format!("{message} (for rows[{i}])")),
+            _ => (field, message),
+        }
+    }
+
+    /// Every list is non-empty, has no repeated value and at most [`MAX_OPTIONS`] values.
+    fn lists(row: &Row, at: &dyn Fn(&str) -> String) -> Result<(), Failure> {
+        for f in FIELDS {
+            let labels = row.labels(f);
+            if labels.is_empty() {
+                return Err((at(f.key()), "no options; list at least one value".into()));
+            }
+            if labels.len() > MAX_OPTIONS {
+                return Err((at(f.key()), format!("{} options; at most {MAX_OPTIONS} are allowed", labels.len())));
+            }
+            if let Some((j, l)) = labels.iter().enumerate().find(|(j, l)| labels[..*j].contains(l)) {
+                return Err((format!("{}[{j}]", at(f.key())), format!("{l} is listed twice")));
+            }
+        }
+        if let Some(&l) = row.layers.iter().find(|&&l| l == 0) {
+            return Err((at("layers"), format!("{l} is not allowed; use 1 or more")));
+        }
+        Ok(())
+    }
+
+    /// Validates the first layer and a repeat for every combination of the row's options, each
+    /// as a one-block network on the base, so interactions (kernel groups against the expanded
+    /// width, groups against channels) are all covered.
+    fn blocks(base: &Base, row: &Row, i: usize) -> Result<(), Failure> {
+        let counts = FIELDS.map(|f| if f == Field::Layers { 1 } else { row.count(f) });
+        let total: usize = counts.iter().product();
+        let repeats = row.layers.iter().any(|&l| l > 1);
+        for n in 0..total {
+            let mut p = Pick::default();
+            let mut rest = n;
+            for (f, c) in FIELDS.into_iter().zip(counts) {
+                p[f] = rest % c;
+                rest /= c;
+            }
+            for first in [true, false].into_iter().filter(|&first| first || repeats) {
+                probe(base, row.block(&p, first)).map_err(|(field, m)| (rename(&field, i), m))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn probe(base: &Base, block: Block) -> Result<(), Failure> {
+        let arch = Arch {
+            format: ARCH_FORMAT.to_string(),
+            name: None,
+            stem: Stem { out: block.in_ch, ..base.stem.clone() },
+            blocks: vec![block],
+            head: base.head.clone(),
+            classes: base.classes,
+            dropout: base.dropout,
+            padding: base.padding,
+            bn: base.bn,
+            provenance: None,
+        };
+        validate(&arch)
+    }
+
+    /// A probe's field path in terms of the space file.
+    fn rename(field: &str, row: usize) -> String {
+        match field.strip_prefix("blocks[0]") {
+            Some(rest) => format!("rows[{row}]{rest}"),
+            None => format!("base.{field}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    fn anonymous(mut arch: Arch) -> Arch {
+        arch.name = None;
+        arch.provenance = None;
+        arch
+    }
+
+    #[test]
+    fn mixnet_s_is_a_point_of_the_default_space() {
+        let space = SearchSpace::default_space();
+        let choices = space.encode(&presets::mixnet_s()).expect("mixnet-s is in the default space");
+        let arch = space.decode(&choices).unwrap();
+        assert_eq!(anonymous(arch.clone()), anonymous(presets::mixnet_s()));
+        assert_eq!(space.encode(&arch), Some(choices.clone()));
+        let id: String = choices.iter().map(|&c| DIGITS[c] as char).collect();
+        assert_eq!(arch.name.as_deref(), Some(format!("mixnet:{id}").as_str()));
+        assert_eq!(crate::cost(&arch, 224).total.params, 4_134_606);
+    }
+
+    #[test]
+    fn other_networks_are_not_points() {
+        let space = SearchSpace::default_space();
+        for arch in [presets::mixnet_m(), presets::mixnet_l(), presets::mobilenetv2(), presets::mnasnet_a1()] {
+            assert_eq!(space.encode(&arch), None, "{:?}", arch.name);
+        }
+        let mut s10 = presets::mixnet_s();
+        s10.classes = 10;
+        assert_eq!(space.encode(&s10), None);
+        let space10 = space.with_classes(10);
+        let choices = space10.encode(&s10).unwrap();
+        assert_eq!(space10.decode(&choices).unwrap().classes, 10);
+        let mut dilated = presets::mixnet_s();
+        dilated.blocks[5].dilated = true;
+        assert_eq!(space10.with_classes(1000).encode(&dilated), None);
+    }
+
+    #[test]
+    fn default_space_shape_and_size() {
+        let space = SearchSpace::default_space();
+        assert_eq!(space.rows().len(), 11);
+        assert_eq!(space.decisions.len(), 72);
+        let names: Vec<&str> = space.decisions.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            &names[..7],
+            [
+                "row1.kernels",
+                "row1.expand",
+                "row1.expand_groups",
+                "row1.project_groups",
+                "row1.se",
+                "row1.act",
+                "row1.layers"
+            ]
+        );
+        assert!(names.contains(&"row5.layers") && !names.contains(&"row4.layers"));
+        assert_eq!(space.decisions[0].options, ["3", "3.5", "3.5.7", "3.5.7.9", "3.5.7.9.11"]);
+        assert_eq!(space.decisions[4].options, ["none", "0.25", "0.5"]);
+        // Per row: 5 kernels x 3 SE x 2 act x 2 project groups x (1 + 2 + 2) expand/groups pairs.
+        let want = 6.0 * 1200f64.log10() + 5.0 * 300f64.log10();
+        assert!((space.log10_size() - want).abs() < 1e-9, "{}", space.log10_size());
+        assert!((space.log10_size() - 30.8607).abs() < 1e-4);
+        assert_eq!(space.num_options().iter().filter(|&&n| n == 4).count(), 6);
+    }
+
+    #[test]
+    fn the_config_file_is_the_embedded_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/space-mixnet.json");
+        let loaded = SearchSpace::load(&path).unwrap();
+        let default = SearchSpace::default_space();
+        assert_eq!((loaded.decisions, loaded.rows, loaded.base), (default.decisions, default.rows, default.base));
+    }
+
+    #[test]
+    fn seeded_sampling_is_deterministic() {
+        let space = SearchSpace::default_space();
+        let draw = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..5).map(|_| space.sample(&mut rng)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
+    }
+
+    /// A one-row space small enough to enumerate every choice vector.
+    const TINY: &str = r#"{"format": "mixnas.space/1", "name": "tiny",
+        "base": {"stem": {"in": 3, "out": 8, "kernel": 3, "stride": 2}, "head": {"width": 32},
+                 "classes": 10, "dropout": 0.0, "padding": "tf-same", "bn": {"eps": 0.001, "momentum": 0.01}},
+        "rows": [{"in": 8, "out": 8, "stride": 1, "kernels": [[3], [3, 5]], "expand": [1, 3, 6],
+                  "expand_groups": [1, 2], "project_groups": [1], "se": [null, 0.5], "act": ["swish"],
+                  "layers": [1, 2]}]}"#;
+
+    #[test]
+    fn size_counts_distinct_architectures_and_sampling_covers_them_evenly() {
+        let space = SearchSpace::parse(TINY.as_bytes(), "tiny.json").unwrap();
+        assert_eq!(space.num_options(), [2, 3, 2, 2, 2]);
+        let mut distinct = std::collections::HashMap::new();
+        for n in 0..48 {
+            let c = [n % 2, n / 2 % 3, n / 6 % 2, n / 12 % 2, n / 24 % 2];
+            let arch = space.decode(&c).unwrap();
+            assert_eq!(space.encode(&arch), Some(space.canonical(&c).unwrap()));
+            distinct.insert(arch.to_json(), 0usize);
+        }
+        assert_eq!(distinct.len(), 40);
+        assert!((space.log10_size() - 40f64.log10()).abs() < 1e-12);
+        let mut rng = StdRng::seed_from_u64(0);
+        for _ in 0..40_000 {
+            *distinct.get_mut(&space.decode(&space.sample(&mut rng)).unwrap().to_json()).unwrap() += 1;
+        }
+        // 1000 expected each; a binomial standard deviation is about 31.
+        assert!(distinct.values().all(|&n| (850..1150).contains(&n)), "{distinct:?}");
+    }
+
+    #[test]
+    fn bad_choice_vectors_name_the_decision() {
+        let space = SearchSpace::default_space();
+        let mut c = space.encode(&presets::mixnet_s()).unwrap();
+        assert_eq!(
+            space.decode(&c[..70]).unwrap_err().to_string(),
+            "space mixnet: row11.act: missing: got 70 choices for 72 decisions"
+        );
+        c.push(0);
+        assert_eq!(space.decode(&c).unwrap_err().to_string(), "space mixnet: got 73 choices for 72 decisions");
+        c.pop();
+        c[20] = 7;
+        assert_eq!(
+            space.decode(&c).unwrap_err().to_string(),
+            "space mixnet: row4.kernels: choice 7 is out of range; use 0 to 4 (3, 3.5, 3.5.7, 3.5.7.9, 3.5.7.9.11)"
+        );
+        let bad = SearchSpace::default_space().with_classes(0);
+        assert_eq!(bad.decode(&vec![0; 72]).unwrap_err().to_string(), "space mixnet: classes: must be at least 1");
+    }
+
+    fn broken(edit: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(DEFAULT_SPACE).unwrap();
+        edit(&mut v);
+        let e = SearchSpace::parse(v.to_string().as_bytes(), "s.json").unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
+        e
+    }
+
+    #[test]
+    fn bad_space_files_name_file_and_field() {
+        use serde_json::json;
+        type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|v| v["format"] = json!("mixnas.space/2")),
+                "s.json: format: unknown format version \"mixnas.space/2\"; this mixnas reads \"mixnas.space/1\"",
+            ),
+            (
+                Box::new(|v| drop(v.as_object_mut().unwrap().remove("format"))),
+                "s.json: missing field `format` (expected \"mixnas.space/1\")",
+            ),
+            (Box::new(|v| v["rows"][2]["kernel"] = json!([[3]])), "s.json: rows[2].kernel: unknown field `kernel`"),
+            (Box::new(|v| v["rows"][3]["in"] = json!(32)), "s.json: rows[3].in: 32 does not chain: rows[2].out is 24"),
+            (
+                Box::new(|v| v["base"]["stem"]["out"] = json!(24)),
+                "s.json: rows[0].in: 16 does not chain: base.stem.out is 24",
+            ),
+            (
+                Box::new(|v| v["options"]["kernels"] = json!([[3], [3, 4]])),
+                "s.json: options.kernels: kernel size 4 is not allowed",
+            ),
+            (Box::new(|v| v["rows"][1]["expand"] = json!([])), "s.json: rows[1].expand: no options"),
+            (
+                Box::new(|v| v["options"]["se"] = json!([null, 0.5, 0.5])),
+                "s.json: options.se[2]: 0.5 is listed twice (for rows[0])",
+            ),
+            (Box::new(|v| v["options"]["se"] = json!([1.5])), "s.json: options.se: 1.5 is out of range"),
+            (Box::new(|v| v["options"]["act"] = json!(["gelu"])), "s.json: options.act[0]: unknown variant `gelu`"),
+            (Box::new(|v| v["rows"][4]["layers"] = json!([0, 1])), "s.json: rows[4].layers: 0 is not allowed"),
+            (Box::new(|v| v["base"]["dropout"] = json!(1.5)), "s.json: base.dropout: 1.5 is out of range"),
+            (
+                Box::new(|v| drop(v["options"].as_object_mut().unwrap().remove("act"))),
+                "s.json: rows[0].act: missing, and `options` has no default for it",
+            ),
+            (
+                Box::new(|v| v["rows"][7]["out"] = json!(80)),
+                "s.json: rows[7]: keeps the width and stride of rows[6], whose layers vary; merge the two rows",
+            ),
+            (Box::new(|v| v["rows"] = json!([])), "s.json: rows: at least one row is required"),
+        ];
+        for (edit, want) in cases {
+            let e = broken(edit);
+            assert!(e.starts_with(want), "got:  {e}\nwant: {want}");
+        }
+        assert!(SearchSpace::parse(b"{", "s.json").unwrap_err().to_string().starts_with("s.json: not valid JSON"));
+        let e = SearchSpace::load("/no/such/space.json").unwrap_err().to_string();
+        assert!(e.starts_with("/no/such/space.json: "), "{e}");
+    }
+
+    #[test]
+    fn name_defaults_to_the_file_stem() {
+        let v = TINY.replace(r#""name": "tiny","#, "");
+        assert_eq!(SearchSpace::parse(v.as_bytes(), "dir/small.json").unwrap().name, "small");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sampled_points_decode_valid_and_encode_back(seed in proptest::num::u64::ANY) {
+            let space = SearchSpace::default_space();
+            let mut rng = StdRng::seed_from_u64(seed);
+            let choices = space.sample(&mut rng);
+            let arch = space.decode(&choices).unwrap();
+            proptest::prop_assert!(validate(&arch).is_ok());
+            proptest::prop_assert_eq!(space.encode(&arch), Some(choices.clone()));
+            proptest::prop_assert_eq!(space.canonical(&choices).unwrap(), choices);
+        }
+
+        #[test]
+        fn any_in_range_vector_decodes_to_its_canonical_point(seed in proptest::num::u64::ANY) {
+            let space = SearchSpace::default_space();
+            let mut rng = StdRng::seed_from_u64(seed);
+            let choices: Vec<usize> = space.num_options().iter().map(|&n| rng.gen_range(0..n)).collect();
+            let arch = space.decode(&choices).unwrap();
+            proptest::prop_assert_eq!(space.encode(&arch), Some(space.canonical(&choices).unwrap()));
+        }
     }
 }

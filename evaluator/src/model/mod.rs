@@ -170,12 +170,10 @@ impl MixNet {
     /// Loads named tensors (a checkpoint, or converted timm weights): every tensor of the model
     /// must be present with its exact shape; the first mismatch names the tensor.
     pub fn load_named(&self, tensors: &std::collections::HashMap<String, Tensor>) -> Result<()> {
+        let expected: Vec<_> = self.params.iter().map(|n| (n.name.clone(), n.var.dims().to_vec())).collect();
+        crate::train::checkpoint::check_shapes(&expected, tensors)?;
         for n in &self.params {
-            let src = tensors.get(&n.name).ok_or_else(|| candle_core::Error::Msg(format!("{}: missing from the weights", n.name)))?;
-            params::assign(&n.var, src, &n.name)?;
-        }
-        if let Some(extra) = tensors.keys().find(|k| !self.params.iter().any(|n| &n.name == *k)) {
-            candle_core::bail!("{extra}: not a tensor of this architecture");
+            params::assign(&n.var, &tensors[&n.name], &n.name)?;
         }
         Ok(())
     }

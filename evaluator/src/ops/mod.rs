@@ -2,9 +2,19 @@
 //! [`reference`] holds a slow but obviously correct version of each, built from stock candle
 //! ops, that the fast kernels are tested against.
 //!
-//! Layout is NCHW, f32 for training and inference, f64 accepted for gradient checks.
+//! Layout is NCHW, f32 for training and inference, f64 accepted for gradient checks. Each op is
+//! a candle CustomOp with its own backward (itself a CustomOp), parallel over (n, c) planes on
+//! the rayon global pool; inputs are made contiguous first, other dtypes are refused.
 
+pub mod bench;
+mod cpu;
+mod depthwise;
+mod norm;
+mod pointwise;
 pub mod reference;
+mod se;
+#[cfg(test)]
+mod testutil;
 
 use candle_core::{Result, Tensor};
 pub use space::{DepthwiseGroup, Padding};
@@ -41,13 +51,13 @@ pub struct MixConvSpec {
 /// MixConv: group `g` of the input channels convolved depthwise with `weights[g]`
 /// (`[c_g, 1, k_g, k_g]`), results concatenated in order. One group is a plain depthwise conv.
 pub fn mix_conv(x: &Tensor, weights: &[Tensor], spec: &MixConvSpec) -> Result<Tensor> {
-    reference::mix_conv(x, weights, spec)
+    depthwise::mix_conv(x, weights, spec)
 }
 
 /// Grouped 1x1 conv without shuffle: `weights[g]` is `[out_g, in_g, 1, 1]`; slices of the input
 /// and output channels follow the equal split rule.
 pub fn pointwise(x: &Tensor, weights: &[Tensor]) -> Result<Tensor> {
-    reference::pointwise(x, weights)
+    pointwise::pointwise(x, weights)
 }
 
 /// Activation fused after batch norm.
@@ -78,26 +88,26 @@ pub struct BatchStats {
 /// Training-mode batch norm (batch statistics, biased variance in the normalisation) followed
 /// by `act`; also returns the statistics (detached) for the running averages.
 pub fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, act: Act) -> Result<(Tensor, BatchStats)> {
-    reference::batch_norm_train(x, gamma, beta, eps, act)
+    norm::batch_norm_train(x, gamma, beta, eps, act)
 }
 
 /// Per-channel affine `x * scale + shift` followed by `act`: eval-mode batch norm once
 /// `scale = gamma / sqrt(var + eps)` and `shift = beta - mean * scale` are folded.
 pub fn channel_affine(x: &Tensor, scale: &Tensor, shift: &Tensor, act: Act) -> Result<Tensor> {
-    reference::channel_affine(x, scale, shift, act)
+    norm::channel_affine(x, scale, shift, act)
 }
 
 /// Swish, `x * sigmoid(x)`.
 pub fn swish(x: &Tensor) -> Result<Tensor> {
-    reference::swish(x)
+    norm::swish(x)
 }
 
 /// Global average pool: `[N, C, H, W] -> [N, C]`.
 pub fn channel_mean(x: &Tensor) -> Result<Tensor> {
-    reference::channel_mean(x)
+    se::channel_mean(x)
 }
 
 /// `x * gate[n, c]` broadcast over H and W: the excitation step of SE.
 pub fn channel_scale(x: &Tensor, gate: &Tensor) -> Result<Tensor> {
-    reference::channel_scale(x, gate)
+    se::channel_scale(x, gate)
 }

@@ -1,0 +1,241 @@
+//! The table predictor: `predicted = scale * sum(part entries) + constant`, parts missing from
+//! the table measured on first use and added to it, the file rewritten after each addition.
+//!
+//! Isolated parts miss what a whole network pays once (input handling, first-touch memory, pool
+//! wake-ups) and keep a little probe overhead each; the scale and constant, fitted by least
+//! squares on a few whole-network measurements ([`TablePredictor::calibrate`]), correct both.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::Device;
+use space::Arch;
+
+use super::measure::{self, MeasureConfig};
+use super::parts::{parts, KeyedPart};
+use super::table::{Fit, Machine, Table};
+use super::LatencyError;
+use crate::model::MixNet;
+
+/// A table-backed latency model for this machine; shareable across threads.
+pub struct TablePredictor {
+    table: Mutex<Table>,
+    path: Option<PathBuf>,
+    /// Whole-network measurements (calibration); its shape is the table's key.
+    network: MeasureConfig,
+    /// Per-part measurements.
+    part: MeasureConfig,
+}
+
+/// One prediction and how it was made.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    pub ms: f64,
+    /// Sum of the part entries before the fit.
+    pub sum_ms: f64,
+    /// Parts that were missing and measured for this prediction.
+    pub measured_parts: usize,
+    /// Whether a fit from whole-network measurements was applied.
+    pub calibrated: bool,
+}
+
+impl TablePredictor {
+    /// Opens the table at `path` (default: [`Machine::default_path`]) for networks measured as
+    /// `network`; an absent file starts an empty table, one for another machine is refused.
+    pub fn open(path: Option<&Path>, network: MeasureConfig) -> Result<Self, LatencyError> {
+        let machine = Machine::this(&network);
+        let path = path.map_or_else(|| machine.default_path(), Path::to_path_buf);
+        let table = Table::load_or_new(&path, &machine)?;
+        Ok(Self::with_table(table, Some(path), network))
+    }
+
+    /// A predictor over `table` that never touches a file (tests, throwaway tables).
+    pub fn in_memory(table: Table, network: MeasureConfig) -> Self {
+        Self::with_table(table, None, network)
+    }
+
+    fn with_table(table: Table, path: Option<PathBuf>, network: MeasureConfig) -> Self {
+        // Parts are small: more repeats fit in a short bound, and medians of differences need them.
+        let part = MeasureConfig { warmup: 2, repeats: 15, max_seconds: 2.0, ..network };
+        Self { table: Mutex::new(table), path, network, part }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    pub fn network_config(&self) -> &MeasureConfig {
+        &self.network
+    }
+
+    /// A copy of the table as it is now.
+    pub fn table(&self) -> Table {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Predicts `arch` at the table's resolution, measuring and adding missing parts.
+    pub fn predict(&self, arch: &Arch) -> Result<Prediction, LatencyError> {
+        let parts = parts(arch, self.network.resolution);
+        let measured_parts = self.add_missing(&parts, |_, _, _| {})?;
+        let table = self.lock();
+        let sum_ms: f64 = parts.iter().map(|p| table.entries[&p.key()]).sum();
+        let fit = table.fit.unwrap_or_default();
+        let ms = fit.scale * sum_ms + fit.constant_ms;
+        Ok(Prediction { ms, sum_ms, measured_parts, calibrated: table.fit.is_some() })
+    }
+
+    /// Measures every part of `parts` not in the table yet (each once), saving after each, and
+    /// reports `(done, total, key)` before each measurement. Returns how many were measured.
+    pub fn add_missing(
+        &self,
+        parts: &[KeyedPart],
+        mut progress: impl FnMut(usize, usize, &str),
+    ) -> Result<usize, LatencyError> {
+        let missing = self.missing(parts);
+        for (i, part) in missing.iter().enumerate() {
+            let key = part.key();
+            progress(i, missing.len(), &key);
+            let ms = self.measure_part(part)?;
+            let mut table = self.lock();
+            table.entries.insert(key, ms);
+            self.save(&table)?;
+        }
+        Ok(missing.len())
+    }
+
+    /// The distinct parts of `parts` without an entry, in first-seen order.
+    pub fn missing(&self, parts: &[KeyedPart]) -> Vec<KeyedPart> {
+        let table = self.lock();
+        let mut seen = BTreeSet::new();
+        parts.iter().filter(|p| !table.entries.contains_key(&p.key()) && seen.insert(p.key())).cloned().collect()
+    }
+
+    /// One part: its probe minus the probe's base (measured once per base key, then reused).
+    fn measure_part(&self, part: &KeyedPart) -> Result<f64, LatencyError> {
+        let template = space::presets::mixnet_s();
+        let (probe, res) = part.probe(&template);
+        let ms = self.time_network(&probe, res)?;
+        let Some((key, base, res)) = part.base(&template) else { return Ok(ms) };
+        let known = self.lock().bases.get(&key).copied();
+        let base_ms = match known {
+            Some(v) => v,
+            None => {
+                let v = self.time_network(&base, res)?;
+                self.lock().bases.insert(key, v);
+                v
+            }
+        };
+        // Noise can make a tiny part look negative; it cannot cost less than nothing.
+        Ok((ms - base_ms).max(0.0))
+    }
+
+    fn time_network(&self, arch: &Arch, res: usize) -> Result<f64, LatencyError> {
+        let cfg = MeasureConfig { resolution: res, ..self.part };
+        let net = MixNet::new(arch, 0, &Device::Cpu)?;
+        let x = measure::input(&cfg)?;
+        Ok(measure::time(&cfg, || net.forward_eval(&x).map(drop))?.median_ms)
+    }
+
+    /// Fits the scale and constant on whole-network medians of `archs` (missing parts measured
+    /// first), stores the fit and returns it. Reports `(done, total, name)` per network.
+    pub fn calibrate(&self, archs: &[Arch], mut progress: impl FnMut(usize, usize, &str)) -> Result<Fit, LatencyError> {
+        let mut points = Vec::with_capacity(archs.len());
+        for (i, arch) in archs.iter().enumerate() {
+            progress(i, archs.len(), arch.name.as_deref().unwrap_or("network"));
+            let sum = self.predict(arch)?.sum_ms;
+            points.push((sum, measure::measure(arch, &self.network)?.median_ms));
+        }
+        let fit = fit(&points);
+        let mut table = self.lock();
+        table.fit = Some(fit);
+        self.save(&table)?;
+        Ok(fit)
+    }
+
+    fn save(&self, table: &Table) -> Result<(), LatencyError> {
+        self.path.as_deref().map_or(Ok(()), |p| table.save(p))
+    }
+}
+
+/// Least squares `measured = scale * sum + constant` over `(sum, measured)` points. With fewer
+/// than two distinct sums, or a scale outside [0.5, 2] (a fit chasing noise), the scale is 1 and
+/// the constant is the mean residual.
+pub fn fit(points: &[(f64, f64)]) -> Fit {
+    let n = points.len() as f64;
+    let networks = points.len();
+    if networks == 0 {
+        return Fit::default();
+    }
+    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let scale = sxy / sxx;
+    match scale.is_finite() && sxx > 1e-12 * mx * mx && (0.5..=2.0).contains(&scale) {
+        true => Fit { scale, constant_ms: my - scale * mx, networks },
+        false => Fit { scale: 1.0, constant_ms: my - mx, networks },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::test_arch;
+
+    fn cfg() -> MeasureConfig {
+        MeasureConfig { resolution: 32, batch: 1, warmup: 1, repeats: 3, max_seconds: 5.0 }
+    }
+
+    #[test]
+    fn missing_parts_are_measured_once_and_added() -> Result<(), LatencyError> {
+        let p = TablePredictor::in_memory(Table::new(Machine::this(&cfg())), cfg());
+        let arch = test_arch();
+        let n = parts(&arch, 32).len();
+        let first = p.predict(&arch)?;
+        assert_eq!(first.measured_parts, n);
+        assert!(!first.calibrated);
+        let t = p.table();
+        assert_eq!(t.entries.len(), n);
+        assert!(t.entries.values().all(|v| v.is_finite() && *v >= 0.0));
+        assert_eq!(p.predict(&arch)?.measured_parts, 0, "second prediction uses the table");
+        Ok(())
+    }
+
+    #[test]
+    fn prediction_is_the_sum_of_entries_with_the_fit() -> Result<(), LatencyError> {
+        let arch = test_arch();
+        let mut table = Table::new(Machine::this(&cfg()));
+        for (i, part) in parts(&arch, 32).iter().enumerate() {
+            table.entries.insert(part.key(), 0.5 * (i + 1) as f64);
+        }
+        let sum = table.entries.values().sum::<f64>();
+        table.fit = Some(Fit { scale: 1.25, constant_ms: 0.75, networks: 2 });
+        let pr = TablePredictor::in_memory(table, cfg()).predict(&arch)?;
+        assert_eq!(pr.measured_parts, 0);
+        assert_eq!(pr.sum_ms, sum);
+        assert!((pr.ms - (1.25 * sum + 0.75)).abs() < 1e-12 && pr.calibrated);
+        Ok(())
+    }
+
+    #[test]
+    fn additions_are_saved_to_the_table_file() -> Result<(), LatencyError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        let p = TablePredictor::open(Some(&path), cfg())?;
+        p.predict(&test_arch())?;
+        assert_eq!(Table::load(&path, &Machine::this(&cfg()))?, p.table());
+        Ok(())
+    }
+
+    #[test]
+    fn fit_recovers_a_line_and_falls_back_on_one_point() {
+        let f = fit(&[(1.0, 2.5), (2.0, 3.7), (4.0, 6.1)]);
+        assert!((f.scale - 1.2).abs() < 1e-9 && (f.constant_ms - 1.3).abs() < 1e-9, "{f:?}");
+        let f = fit(&[(10.0, 12.0)]);
+        assert_eq!((f.scale, f.constant_ms, f.networks), (1.0, 2.0, 1));
+    }
+}

@@ -1,0 +1,375 @@
+//! MixConv: several depthwise groups with their own kernel, dilation and padding, run as one
+//! CustomOp over `(x, packed weights)`. A direct loop per (n, c) plane replaces candle's grouped
+//! conv2d, which runs one small conv per channel.
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu::{check_dtypes, dispatch, min_planes, slice, unpack, Real};
+use super::{conv_padding, MixConvSpec};
+
+/// One group's geometry for a given input size.
+#[derive(Clone, Debug)]
+struct Group {
+    /// First channel and channel count.
+    c0: usize,
+    channels: usize,
+    k: usize,
+    dil: usize,
+    /// Offset of the group's `[channels, k, k]` weights in the packed tensor.
+    w0: usize,
+    /// Top padding; left padding is folded into `cols`, bottom/right follow from the output size.
+    pad_t: usize,
+    /// Per kernel column: (first output col, end output col, first input col) that hit the input.
+    cols: Vec<(usize, usize, usize)>,
+}
+
+/// The whole op's geometry: input `[n, c, h, w]`, output `[n, c, ho, wo]`.
+#[derive(Clone, Debug)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    stride: usize,
+    groups: Vec<Group>,
+    /// Channel -> group index.
+    group_of: Vec<usize>,
+    w_len: usize,
+}
+
+/// Output positions `o` in `0..out` whose input index `o * s + tap - pad` lies in `0..size`, as
+/// (first, end, first input index).
+fn valid_range(out: usize, size: usize, s: usize, tap: usize, pad: usize) -> (usize, usize, usize) {
+    let lo = pad.saturating_sub(tap).div_ceil(s);
+    let hi = if size + pad > tap { ((size + pad - tap - 1) / s + 1).min(out) } else { 0 };
+    if lo >= hi {
+        return (0, 0, 0);
+    }
+    (lo, hi, lo * s + tap - pad)
+}
+
+impl Geom {
+    fn new(spec: &MixConvSpec, dims: (usize, usize, usize, usize)) -> Result<Self> {
+        let (n, c, h, w) = dims;
+        let s = spec.stride;
+        if s == 0 || spec.groups.is_empty() {
+            bail!("mix_conv: stride must be >= 1 and there must be at least one group")
+        }
+        let (mut groups, mut group_of, mut c0, mut w0, mut out) = (vec![], vec![], 0, 0, None);
+        for (gi, g) in spec.groups.iter().enumerate() {
+            if g.kernel == 0 || g.dilation == 0 {
+                bail!("mix_conv: group {gi} has kernel {} and dilation {}, both must be >= 1", g.kernel, g.dilation)
+            }
+            let [t, b, l, r] = conv_padding(spec.padding, g.kernel, g.dilation, s, h, w);
+            let ext = (g.kernel - 1) * g.dilation + 1;
+            if h + t + b < ext || w + l + r < ext {
+                bail!("mix_conv: input {h}x{w} is smaller than group {gi}'s kernel extent {ext}")
+            }
+            let size = ((h + t + b - ext) / s + 1, (w + l + r - ext) / s + 1);
+            if *out.get_or_insert(size) != size {
+                bail!("mix_conv: groups disagree on the output size ({:?} vs {size:?})", out.unwrap())
+            }
+            let cols = (0..g.kernel).map(|kx| valid_range(size.1, w, s, kx * g.dilation, l)).collect();
+            groups.push(Group { c0, channels: g.channels, k: g.kernel, dil: g.dilation, w0, pad_t: t, cols });
+            group_of.extend(std::iter::repeat(gi).take(g.channels));
+            c0 += g.channels;
+            w0 += g.channels * g.kernel * g.kernel;
+        }
+        if c0 != c {
+            bail!("mix_conv: groups cover {c0} channels but the input has {c}")
+        }
+        let (ho, wo) = out.unwrap_or((0, 0));
+        Ok(Self { n, c, h, w, ho, wo, stride: s, groups, group_of, w_len: w0 })
+    }
+
+    /// The group of channel `ch` and that channel's `k * k` weights.
+    fn kernel<'a, T>(&self, ch: usize, w: &'a [T]) -> (&Group, &'a [T]) {
+        let g = &self.groups[self.group_of[ch]];
+        let kk = g.k * g.k;
+        let start = g.w0 + (ch - g.c0) * kk;
+        (g, &w[start..start + kk])
+    }
+
+    /// Input rows hit by kernel row `ky` for output row `oy`, if inside the image.
+    #[inline(always)]
+    fn in_row(&self, g: &Group, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride + ky * g.dil).checked_sub(g.pad_t).filter(|&iy| iy < self.h)
+    }
+}
+
+/// Forward of one plane: `out` (zeroed) `+=` the taps of `x`.
+fn plane_fwd<T: Real>(geo: &Geom, g: &Group, wk: &[T], x: &[T], out: &mut [T]) {
+    let (s, w, wo) = (geo.stride, geo.w, geo.wo);
+    for (oy, orow) in out.chunks_exact_mut(wo).enumerate() {
+        for (ky, wrow) in wk.chunks_exact(g.k).enumerate() {
+            let Some(iy) = geo.in_row(g, oy, ky) else { continue };
+            let xrow = &x[iy * w..(iy + 1) * w];
+            for (&wv, &(lo, hi, ix)) in wrow.iter().zip(&g.cols) {
+                let o = &mut orow[lo..hi];
+                if s == 1 {
+                    for (o, &xv) in o.iter_mut().zip(&xrow[ix..ix + (hi - lo)]) {
+                        *o += wv * xv;
+                    }
+                } else {
+                    for (o, &xv) in o.iter_mut().zip(xrow[ix..].iter().step_by(s)) {
+                        *o += wv * xv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Input gradient of one plane: scatter `grad` back through the taps into `gx` (zeroed).
+fn plane_grad_x<T: Real>(geo: &Geom, g: &Group, wk: &[T], grad: &[T], gx: &mut [T]) {
+    let (s, w, wo) = (geo.stride, geo.w, geo.wo);
+    for (oy, grow) in grad.chunks_exact(wo).enumerate() {
+        for (ky, wrow) in wk.chunks_exact(g.k).enumerate() {
+            let Some(iy) = geo.in_row(g, oy, ky) else { continue };
+            let gxrow = &mut gx[iy * w..(iy + 1) * w];
+            for (&wv, &(lo, hi, ix)) in wrow.iter().zip(&g.cols) {
+                let gr = &grow[lo..hi];
+                if s == 1 {
+                    for (o, &gv) in gxrow[ix..ix + (hi - lo)].iter_mut().zip(gr) {
+                        *o += wv * gv;
+                    }
+                } else {
+                    for (o, &gv) in gxrow[ix..].iter_mut().step_by(s).zip(gr) {
+                        *o += wv * gv;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Weight gradient contribution of one plane, added to `gw` (`k * k`).
+fn plane_grad_w<T: Real>(geo: &Geom, g: &Group, x: &[T], grad: &[T], gw: &mut [T]) {
+    let (s, w, wo) = (geo.stride, geo.w, geo.wo);
+    for (oy, grow) in grad.chunks_exact(wo).enumerate() {
+        for (ky, gwrow) in gw.chunks_exact_mut(g.k).enumerate() {
+            let Some(iy) = geo.in_row(g, oy, ky) else { continue };
+            let xrow = &x[iy * w..(iy + 1) * w];
+            for (acc, &(lo, hi, ix)) in gwrow.iter_mut().zip(&g.cols) {
+                let gr = &grow[lo..hi];
+                let mut sum = T::ZERO;
+                if s == 1 {
+                    for (&gv, &xv) in gr.iter().zip(&xrow[ix..ix + (hi - lo)]) {
+                        sum += gv * xv;
+                    }
+                } else {
+                    for (&gv, &xv) in gr.iter().zip(xrow[ix..].iter().step_by(s)) {
+                        sum += gv * xv;
+                    }
+                }
+                *acc += sum;
+            }
+        }
+    }
+}
+
+struct MixConvOp {
+    geo: Geom,
+}
+
+impl MixConvOp {
+    fn fwd<T: Real>(&self, x: &[T], w: &[T]) -> Vec<T> {
+        let geo = &self.geo;
+        let (plane_in, plane_out) = (geo.h * geo.w, geo.ho * geo.wo);
+        let mut out = vec![T::ZERO; geo.n * geo.c * plane_out];
+        out.par_chunks_mut(plane_out).with_min_len(min_planes(plane_in)).enumerate().for_each(|(p, o)| {
+            let (g, wk) = geo.kernel(p % geo.c, w);
+            plane_fwd(geo, g, wk, &x[p * plane_in..(p + 1) * plane_in], o);
+        });
+        out
+    }
+}
+
+impl CustomOp2 for MixConvOp {
+    fn name(&self) -> &'static str {
+        "mix_conv"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geo;
+        let shape = Shape::from((g.n, g.c, g.ho, g.wo));
+        dispatch!(self.name(), s1, T => {
+            let out = self.fwd::<T>(slice(self.name(), s1, l1)?, slice(self.name(), s2, l2)?);
+            Ok((T::storage(out), shape))
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let bwd = MixConvBwd { geo: self.geo.clone() };
+        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &bwd)?;
+        let g = &self.geo;
+        let parts = unpack(&packed, &[&[g.n, g.c, g.h, g.w], &[g.w_len]])?;
+        Ok((Some(parts[0].clone()), Some(parts[1].clone())))
+    }
+}
+
+/// Backward of [`MixConvOp`] over `(x, packed w, grad)`, giving `[grad x | grad w]` flat.
+struct MixConvBwd {
+    geo: Geom,
+}
+
+impl MixConvBwd {
+    fn run<T: Real>(&self, x: &[T], w: &[T], grad: &[T]) -> Vec<T> {
+        let geo = &self.geo;
+        let (plane_in, plane_out) = (geo.h * geo.w, geo.ho * geo.wo);
+        let nx = geo.n * geo.c * plane_in;
+        let mut out = vec![T::ZERO; nx + geo.w_len];
+        let (gx, gw) = out.split_at_mut(nx);
+        gx.par_chunks_mut(plane_in).with_min_len(min_planes(plane_in)).enumerate().for_each(|(p, gxp)| {
+            let (g, wk) = geo.kernel(p % geo.c, w);
+            plane_grad_x(geo, g, wk, &grad[p * plane_out..(p + 1) * plane_out], gxp);
+        });
+        // Weight gradients: each channel sums over the batch, so channels are the parallel unit.
+        let mut per_channel: Vec<&mut [T]> = Vec::with_capacity(geo.c);
+        let mut rest = gw;
+        for g in &geo.groups {
+            for _ in 0..g.channels {
+                let (head, tail) = rest.split_at_mut(g.k * g.k);
+                per_channel.push(head);
+                rest = tail;
+            }
+        }
+        per_channel.into_par_iter().enumerate().for_each(|(ch, gwc)| {
+            let g = &geo.groups[geo.group_of[ch]];
+            for n in 0..geo.n {
+                let p = n * geo.c + ch;
+                let xp = &x[p * plane_in..(p + 1) * plane_in];
+                plane_grad_w(geo, g, xp, &grad[p * plane_out..(p + 1) * plane_out], gwc);
+            }
+        });
+        out
+    }
+}
+
+impl CustomOp3 for MixConvBwd {
+    fn name(&self) -> &'static str {
+        "mix_conv_bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        dispatch!(name, s1, T => {
+            let out = self.run::<T>(slice(name, s1, l1)?, slice(name, s2, l2)?, slice(name, s3, l3)?);
+            let len = out.len();
+            Ok((T::storage(out), Shape::from(len)))
+        })
+    }
+}
+
+/// Checks each group's weight shape and packs them flat, in group order, so that autograd
+/// reaches every group's weight through one op.
+fn pack_weights(weights: &[Tensor], spec: &MixConvSpec) -> Result<Tensor> {
+    if weights.len() != spec.groups.len() {
+        bail!("mix_conv: {} weight tensors for {} groups", weights.len(), spec.groups.len())
+    }
+    for (gi, (w, g)) in weights.iter().zip(&spec.groups).enumerate() {
+        if w.dims() != [g.channels, 1, g.kernel, g.kernel] {
+            bail!("mix_conv: group {gi} weight is {:?}, expected [{}, 1, {k}, {k}]", w.dims(), g.channels, k = g.kernel)
+        }
+    }
+    let flat = weights.iter().map(|w| w.flatten_all()).collect::<Result<Vec<_>>>()?;
+    if flat.len() == 1 {
+        flat[0].contiguous()
+    } else {
+        Tensor::cat(&flat, 0)
+    }
+}
+
+/// Fast [`super::mix_conv`].
+pub(crate) fn mix_conv(x: &Tensor, weights: &[Tensor], spec: &MixConvSpec) -> Result<Tensor> {
+    let packed = pack_weights(weights, spec)?;
+    check_dtypes("mix_conv", &[x, &packed])?;
+    let geo = Geom::new(spec, x.dims4()?)?;
+    x.contiguous()?.apply_op2(&packed, MixConvOp { geo })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{check_against, grad_check, rand};
+    use super::super::{reference, DepthwiseGroup, Padding};
+    use super::*;
+    use candle_core::DType;
+
+    fn spec(groups: &[(usize, usize, usize)], stride: usize, padding: Padding) -> MixConvSpec {
+        let groups = groups.iter().map(|&(channels, kernel, dilation)| DepthwiseGroup { channels, kernel, dilation });
+        MixConvSpec { groups: groups.collect(), stride, padding }
+    }
+
+    fn inputs(n: usize, hw: (usize, usize), spec: &MixConvSpec, dtype: DType) -> Result<Vec<Tensor>> {
+        let c = spec.groups.iter().map(|g| g.channels).sum();
+        let mut ts = vec![rand(&[n, c, hw.0, hw.1], 1, dtype)?];
+        for (i, g) in spec.groups.iter().enumerate() {
+            ts.push(rand(&[g.channels, 1, g.kernel, g.kernel], 10 + i as u64, dtype)?);
+        }
+        Ok(ts)
+    }
+
+    #[test]
+    fn matches_reference_forward_and_backward() -> Result<()> {
+        use Padding::{PytorchSymmetric as Sym, TfSame as Tf};
+        let cases = [
+            (2, (9, 11), spec(&[(4, 3, 1), (3, 5, 1), (3, 7, 1)], 1, Sym)),
+            (2, (9, 11), spec(&[(4, 3, 1), (3, 5, 1), (3, 7, 1)], 2, Tf)),
+            (1, (12, 10), spec(&[(4, 3, 1), (3, 5, 1), (3, 7, 1)], 2, Sym)),
+            (3, (8, 8), spec(&[(5, 3, 1)], 2, Tf)),
+            (2, (13, 12), spec(&[(3, 3, 2), (2, 5, 3)], 1, Tf)),
+            (2, (13, 12), spec(&[(3, 3, 3), (2, 5, 2)], 2, Sym)),
+            (1, (15, 14), spec(&[(2, 9, 1), (3, 11, 1)], 1, Sym)),
+            (2, (15, 14), spec(&[(2, 9, 1), (3, 11, 1)], 2, Tf)),
+            (1, (5, 5), spec(&[(2, 11, 1)], 1, Tf)),
+        ];
+        for (i, (n, hw, spec)) in cases.iter().enumerate() {
+            let fast = |t: &[Tensor]| mix_conv(&t[0], &t[1..], spec);
+            let slow = |t: &[Tensor]| reference::mix_conv(&t[0], &t[1..], spec);
+            check_against(&fast, &slow, &inputs(*n, *hw, spec, DType::F32)?, &format!("case {i}: {spec:?}"))?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() -> Result<()> {
+        for spec in [spec(&[(2, 3, 1), (3, 5, 2)], 2, Padding::TfSame), spec(&[(3, 5, 1)], 1, Padding::PytorchSymmetric)] {
+            let f = |t: &[Tensor]| mix_conv(&t[0], &t[1..], &spec);
+            grad_check(&f, &inputs(2, (7, 6), &spec, DType::F64)?, 40, "mix_conv")?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn non_contiguous_input_is_accepted() -> Result<()> {
+        let spec = spec(&[(3, 3, 1), (2, 5, 1)], 1, Padding::PytorchSymmetric);
+        let ts = inputs(2, (6, 6), &spec, DType::F32)?;
+        let xt = ts[0].transpose(2, 3)?;
+        let got = mix_conv(&xt, &ts[1..], &spec)?;
+        let want = reference::mix_conv(&xt.contiguous()?, &ts[1..], &spec)?;
+        super::super::testutil::assert_close(&got, &want, 1e-5, "transposed input")
+    }
+
+    #[test]
+    fn rejects_bad_dtype_and_shapes() -> Result<()> {
+        let spec = spec(&[(3, 3, 1), (2, 5, 1)], 1, Padding::TfSame);
+        let ts = inputs(1, (6, 6), &spec, DType::F32)?;
+        let half: Vec<Tensor> = ts.iter().map(|t| t.to_dtype(DType::F16)).collect::<Result<_>>()?;
+        let err = mix_conv(&half[0], &half[1..], &spec).unwrap_err().to_string();
+        assert!(err.contains("unsupported dtype"), "{err}");
+        assert!(mix_conv(&ts[0].narrow(1, 0, 4)?, &ts[1..], &spec).is_err());
+        assert!(mix_conv(&ts[0], &ts[1..2], &spec).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,350 @@
+//! Batch norm (training and folded eval form) fused with its activation, and swish. Both BN
+//! forms reduce to a per-channel affine `z = a * x + b` followed by the activation; they differ
+//! only in where `a` and `b` come from and in the backward through the batch statistics.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::cpu::{act_grad, activate, check_dtypes, dispatch, min_planes, slice, unpack, Real};
+use super::{Act, BatchStats};
+
+/// `[n, c, plane]` view of an NCHW tensor.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    n: usize,
+    c: usize,
+    plane: usize,
+}
+
+impl Dims {
+    fn of(x: &Tensor) -> Result<Self> {
+        let (n, c, h, w) = x.dims4()?;
+        Ok(Self { n, c, plane: h * w })
+    }
+    fn count(&self) -> usize {
+        self.n * self.plane
+    }
+}
+
+/// `y = act(a[c] * x + b[c])`, planes in parallel.
+fn affine_act<T: Real>(d: Dims, x: &[T], a: &[T], b: &[T], act: Act) -> Vec<T> {
+    let mut y = vec![T::ZERO; x.len()];
+    y.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, yp)| {
+        let (a, b) = (a[p % d.c], b[p % d.c]);
+        let xp = &x[p * d.plane..(p + 1) * d.plane];
+        match act {
+            Act::None => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = a * x + b),
+            Act::Relu => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = (a * x + b).relu()),
+            Act::Swish => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = activate(a * x + b, Act::Swish)),
+        }
+    });
+    y
+}
+
+/// Per channel, `f` folded over every plane of that channel (in f64 for a stable batch sum).
+fn per_channel<R: Send>(d: Dims, f: impl Fn(usize, usize) -> R + Sync, add: impl Fn(R, R) -> R + Sync) -> Vec<R> {
+    (0..d.c).into_par_iter().map(|ch| (0..d.n).map(|n| f(ch, n * d.c + ch)).reduce(&add).unwrap()).collect()
+}
+
+/// Per-channel batch mean and biased variance (two passes, for precision).
+fn batch_stats<T: Real>(d: Dims, x: &[T]) -> (Vec<f64>, Vec<f64>) {
+    let plane = |p: usize| &x[p * d.plane..(p + 1) * d.plane];
+    let sums = per_channel::<f64>(d, |_, p| plane(p).iter().fold(T::ZERO, |s, &v| s + v).to_f64(), |a, b| a + b);
+    let mean: Vec<f64> = sums.iter().map(|s| s / d.count() as f64).collect();
+    let sq = per_channel::<f64>(
+        d,
+        |ch, p| {
+            let m = T::from_f64(mean[ch]);
+            plane(p).iter().fold(T::ZERO, |s, &v| s + (v - m) * (v - m)).to_f64()
+        },
+        |a, b| a + b,
+    );
+    (mean, sq.iter().map(|s| s / d.count() as f64).collect())
+}
+
+/// What the backward needs from the forward: `z = a * x + b` and, for batch norm, the statistics.
+#[derive(Clone, Debug)]
+struct AffineBwd {
+    d: Dims,
+    act: Act,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    /// Batch norm: per-channel (mean, 1 / std). `None`: plain affine with constant a, b.
+    bn: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+impl AffineBwd {
+    /// Over `(x, grad)`, gives `[grad x | grad a-or-gamma | grad b-or-beta]` flat.
+    fn run<T: Real>(&self, x: &[T], g: &[T]) -> Vec<T> {
+        let d = self.d;
+        let conv = |v: &[f64]| v.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
+        let (a, b) = (conv(&self.a), conv(&self.b));
+        let plane = |p: usize| (&x[p * d.plane..(p + 1) * d.plane], &g[p * d.plane..(p + 1) * d.plane]);
+        // s1 = sum dz, s2 = sum dz * x, where dz is the gradient before the activation.
+        let sums = per_channel::<(f64, f64)>(
+            d,
+            |ch, p| {
+                let (xp, gp) = plane(p);
+                let (mut s1, mut s2) = (T::ZERO, T::ZERO);
+                for (&xv, &gv) in xp.iter().zip(gp) {
+                    let dz = gv * act_grad(a[ch] * xv + b[ch], self.act);
+                    s1 += dz;
+                    s2 += dz * xv;
+                }
+                (s1.to_f64(), s2.to_f64())
+            },
+            |l, r| (l.0 + r.0, l.1 + r.1),
+        );
+        let nx = x.len();
+        let mut out = vec![T::ZERO; nx + 2 * d.c];
+        let (gx, gp) = out.split_at_mut(nx);
+        // dx = a * dz + k1 * x + k0; k1 = k0 = 0 without batch statistics.
+        let mut k = vec![(T::ZERO, T::ZERO); d.c];
+        for ch in 0..d.c {
+            let (s1, s2) = sums[ch];
+            match &self.bn {
+                None => (gp[ch], gp[d.c + ch]) = (T::from_f64(s2), T::from_f64(s1)),
+                Some((mean, istd)) => {
+                    let (m, is, a, cnt) = (mean[ch], istd[ch], self.a[ch], d.count() as f64);
+                    let dgamma = is * (s2 - m * s1);
+                    (gp[ch], gp[d.c + ch]) = (T::from_f64(dgamma), T::from_f64(s1));
+                    let k1 = -a * is * dgamma / cnt;
+                    k[ch] = (T::from_f64(k1), T::from_f64(-a * s1 / cnt - k1 * m));
+                }
+            }
+        }
+        gx.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, gxp)| {
+            let ch = p % d.c;
+            let (xp, gp) = plane(p);
+            let (a, b, (k1, k0)) = (a[ch], b[ch], k[ch]);
+            for ((o, &xv), &gv) in gxp.iter_mut().zip(xp).zip(gp) {
+                *o = a * gv * act_grad(a * xv + b, self.act) + k1 * xv + k0;
+            }
+        });
+        out
+    }
+
+    fn apply(&self, x: &Tensor, grad: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let packed = x.apply_op2_no_bwd(&grad.contiguous()?, self)?;
+        let parts = unpack(&packed, &[x.dims(), &[self.d.c], &[self.d.c]])?;
+        Ok((parts[0].clone(), parts[1].clone(), parts[2].clone()))
+    }
+}
+
+impl CustomOp2 for AffineBwd {
+    fn name(&self) -> &'static str {
+        "channel_affine_bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        dispatch!(name, s1, T => {
+            let out = self.run::<T>(slice(name, s1, l1)?, slice(name, s2, l2)?);
+            let len = out.len();
+            Ok((T::storage(out), Shape::from(len)))
+        })
+    }
+}
+
+fn to_f64_vec(t: &Tensor) -> Result<Vec<f64>> {
+    t.to_dtype(DType::F64)?.to_vec1::<f64>()
+}
+
+/// Training batch norm over `(x, gamma, beta)`. The forward leaves its statistics in `stats`:
+/// the caller reads them for the running averages and the backward reuses them.
+struct BatchNormOp {
+    d: Dims,
+    eps: f64,
+    act: Act,
+    stats: Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>,
+}
+
+impl BatchNormOp {
+    fn fwd<T: Real>(&self, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
+        let (mean, var) = batch_stats(self.d, x);
+        let (mut a, mut b) = (vec![T::ZERO; self.d.c], vec![T::ZERO; self.d.c]);
+        for ch in 0..self.d.c {
+            let s = gamma[ch].to_f64() / (var[ch] + self.eps).sqrt();
+            (a[ch], b[ch]) = (T::from_f64(s), T::from_f64(beta[ch].to_f64() - mean[ch] * s));
+        }
+        *self.stats.lock().unwrap() = Some((mean, var));
+        affine_act(self.d, x, &a, &b, self.act)
+    }
+}
+
+impl CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "batch_norm_train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        dispatch!(name, s1, T => {
+            let y = self.fwd::<T>(slice(name, s1, l1)?, slice(name, s2, l2)?, slice(name, s3, l3)?);
+            Ok((T::storage(y), l1.shape().clone()))
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some((mean, var)) = self.stats.lock().unwrap().clone() else {
+            bail!("batch_norm_train: backward before forward")
+        };
+        let (gamma, beta) = (to_f64_vec(gamma)?, to_f64_vec(beta)?);
+        let istd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        let a: Vec<f64> = gamma.iter().zip(&istd).map(|(g, s)| g * s).collect();
+        let b = beta.iter().zip(&a).zip(&mean).map(|((be, a), m)| be - a * m).collect();
+        let bwd = AffineBwd { d: self.d, act: self.act, a, b, bn: Some((mean, istd)) };
+        let (gx, gg, gb) = bwd.apply(x, grad)?;
+        Ok((Some(gx), Some(gg), Some(gb)))
+    }
+}
+
+fn check_channel_params(op: &str, x: &Tensor, params: [&Tensor; 2]) -> Result<Dims> {
+    let d = Dims::of(x)?;
+    for p in params {
+        if p.dims() != [d.c] {
+            bail!("{op}: per-channel parameter has shape {:?}, expected [{}]", p.dims(), d.c)
+        }
+    }
+    check_dtypes(op, &[x, params[0], params[1]])?;
+    Ok(d)
+}
+
+/// Fast [`super::batch_norm_train`].
+pub(crate) fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, act: Act) -> Result<(Tensor, BatchStats)> {
+    let d = check_channel_params("batch_norm_train", x, [gamma, beta])?;
+    let stats = Arc::new(Mutex::new(None));
+    let op = BatchNormOp { d, eps, act, stats: stats.clone() };
+    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let Some((mean, var)) = stats.lock().unwrap().clone() else { bail!("batch_norm_train: no statistics") };
+    let unbias = d.count() as f64 / (d.count() as f64 - 1.0).max(1.0);
+    let var_unbiased: Vec<f64> = var.iter().map(|v| v * unbias).collect();
+    let dev = x.device();
+    let stats = BatchStats {
+        mean: Tensor::from_vec(mean, d.c, dev)?.to_dtype(x.dtype())?,
+        var_unbiased: Tensor::from_vec(var_unbiased, d.c, dev)?.to_dtype(x.dtype())?,
+    };
+    Ok((y, stats))
+}
+
+/// `act(x * scale[c] + shift[c])` over `(x, scale, shift)`.
+struct ChannelAffineOp {
+    d: Dims,
+    act: Act,
+}
+
+impl CustomOp3 for ChannelAffineOp {
+    fn name(&self) -> &'static str {
+        "channel_affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        dispatch!(name, s1, T => {
+            let (x, a, b) = (slice::<T>(name, s1, l1)?, slice(name, s2, l2)?, slice(name, s3, l3)?);
+            Ok((T::storage(affine_act(self.d, x, a, b, self.act)), l1.shape().clone()))
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn bwd(
+        &self,
+        x: &Tensor,
+        scale: &Tensor,
+        shift: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let bwd = AffineBwd { d: self.d, act: self.act, a: to_f64_vec(scale)?, b: to_f64_vec(shift)?, bn: None };
+        let (gx, ga, gb) = bwd.apply(x, grad)?;
+        Ok((Some(gx), Some(ga), Some(gb)))
+    }
+}
+
+/// Fast [`super::channel_affine`].
+pub(crate) fn channel_affine(x: &Tensor, scale: &Tensor, shift: &Tensor, act: Act) -> Result<Tensor> {
+    let d = check_channel_params("channel_affine", x, [scale, shift])?;
+    let op = ChannelAffineOp { d, act };
+    x.contiguous()?.apply_op3(&scale.contiguous()?, &shift.contiguous()?, op)
+}
+
+/// Elementwise swish; chunks in parallel.
+struct SwishOp;
+
+const CHUNK: usize = 16 * 1024;
+
+impl CustomOp1 for SwishOp {
+    fn name(&self) -> &'static str {
+        "swish"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        dispatch!(self.name(), s, T => {
+            let x = slice::<T>(self.name(), s, l)?;
+            let mut y = vec![T::ZERO; x.len()];
+            y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+                y.iter_mut().zip(x).for_each(|(y, &x)| *y = activate(x, Act::Swish));
+            });
+            Ok((T::storage(y), l.shape().clone()))
+        })
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &SwishBwd)?))
+    }
+}
+
+/// `grad * swish'(x)` over `(x, grad)`.
+struct SwishBwd;
+
+impl CustomOp2 for SwishBwd {
+    fn name(&self) -> &'static str {
+        "swish_bwd"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        dispatch!(name, s1, T => {
+            let (x, g) = (slice::<T>(name, s1, l1)?, slice::<T>(name, s2, l2)?);
+            let mut gx = vec![T::ZERO; x.len()];
+            gx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (x, g))| {
+                for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                    *o = g * act_grad(x, Act::Swish);
+                }
+            });
+            Ok((T::storage(gx), l1.shape().clone()))
+        })
+    }
+}
+
+/// Fast [`super::swish`].
+pub(crate) fn swish(x: &Tensor) -> Result<Tensor> {
+    check_dtypes("swish", &[x])?;
+    x.contiguous()?.apply_op1(SwishOp)
+}

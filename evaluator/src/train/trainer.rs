@@ -1,0 +1,189 @@
+//! The training loop: one [`Trainer`] owns a model, its optimiser (and EMA), the train and
+//! validation loaders, and runs epochs. Every random draw (data order, augmentation, dropout)
+//! is derived from `(seed, epoch)`, so an epoch replays exactly after a resume.
+
+use std::time::Instant;
+
+use candle_core::{Device, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use space::Arch;
+
+use super::ema::Ema;
+use super::loss::{cross_entropy, top1_correct};
+use super::optim::{Optimizer, OptimizerConfig, SgdConfig};
+use super::schedule::LrSchedule;
+use crate::data::Loader;
+use crate::model::{adapt_for_resolution, MixNet};
+
+/// Everything that decides a training run besides the architecture and the data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub optimizer: OptimizerConfig,
+    pub schedule: LrSchedule,
+    pub label_smoothing: f64,
+    /// Weight EMA decay (evaluation uses the averaged weights); `None` for no EMA.
+    pub ema_decay: Option<f64>,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// SGD with Nesterov momentum under a one-cycle schedule and label smoothing 0.1: the
+    /// short-run recipe used for proxies and for the CIFAR comparison with PyTorch.
+    pub fn one_cycle(epochs: usize, batch: usize, max_lr: f64, seed: u64) -> Self {
+        let sgd = SgdConfig { momentum: 0.9, nesterov: true, weight_decay: 5e-4 };
+        TrainConfig {
+            epochs,
+            batch,
+            optimizer: OptimizerConfig::Sgd(sgd),
+            schedule: LrSchedule::one_cycle(max_lr, epochs as f64),
+            label_smoothing: 0.1,
+            ema_decay: None,
+            seed,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_accuracy: Option<f64>,
+    pub lr: f64,
+    pub images_per_s: f64,
+    pub seconds: f64,
+}
+
+/// A model being trained, with everything needed to continue it.
+pub struct Trainer {
+    pub net: MixNet,
+    pub optimizer: Optimizer,
+    pub ema: Option<Ema>,
+    pub config: TrainConfig,
+    /// Epochs completed.
+    pub epoch: usize,
+    pub train: Loader,
+    pub val: Option<Loader>,
+}
+
+/// The loss turned NaN or infinite: training stops and the last checkpoint stays.
+#[derive(Debug)]
+pub struct Diverged {
+    pub epoch: usize,
+    pub step: usize,
+}
+
+impl Trainer {
+    /// A fresh model for `arch` (adapted for the loader's image size), initialised from the seed.
+    pub fn new(arch: &Arch, config: TrainConfig, train: Loader, val: Option<Loader>) -> Result<Self> {
+        let resolution = train.output_shape().height;
+        let mut arch = adapt_for_resolution(arch, resolution);
+        arch.stem.in_ch = train.output_shape().channels;
+        arch.classes = train.dataset().num_classes();
+        let net = MixNet::new(&arch, config.seed, &Device::Cpu)?;
+        let optimizer = Optimizer::new(net.trainable(), config.optimizer)?;
+        let ema = match config.ema_decay {
+            Some(d) => Some(Ema::new(&net.trainable(), d, true)?),
+            None => None,
+        };
+        Ok(Self { net, optimizer, ema, config, epoch: 0, train, val })
+    }
+
+    fn steps_per_epoch(&self) -> u64 {
+        self.train.batches_per_epoch() as u64
+    }
+
+    /// Runs the next epoch; `Ok(Err(Diverged))` when the loss stops being finite.
+    pub fn run_epoch(&mut self, progress: &ProgressBar) -> Result<std::result::Result<EpochMetrics, Diverged>> {
+        let epoch = self.epoch;
+        let steps = self.steps_per_epoch();
+        let mut rng = StdRng::seed_from_u64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let params = self.net.trainable();
+        let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
+        let start = Instant::now();
+        progress.set_length(steps);
+        progress.set_position(0);
+        for (step, (x, y)) in self.train.epoch(epoch as u64).enumerate() {
+            lr = self.config.schedule.lr_at(epoch as u64 * steps + step as u64, steps);
+            let logits = self.net.forward_train(&x, &mut rng)?;
+            let loss = cross_entropy(&logits, &y, self.config.label_smoothing)?;
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            if !loss_value.is_finite() {
+                return Ok(Err(Diverged { epoch, step }));
+            }
+            self.optimizer.step(&loss.backward()?, lr)?;
+            if let Some(ema) = &mut self.ema {
+                ema.update(&params)?;
+            }
+            let n = y.dim(0)?;
+            loss_sum += loss_value * n as f64;
+            correct += top1_correct(&logits, &y)?;
+            seen += n;
+            let rate = seen as f64 / start.elapsed().as_secs_f64();
+            progress.set_message(format!(
+                "epoch {} loss {:.4} acc {:.3} {rate:.0} img/s",
+                epoch + 1,
+                loss_sum / seen as f64,
+                correct as f64 / seen as f64
+            ));
+            progress.inc(1);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let val_accuracy = match self.val.clone() {
+            Some(val) => Some(self.accuracy(&val)?),
+            None => None,
+        };
+        self.epoch += 1;
+        let seen_f = seen.max(1) as f64;
+        Ok(Ok(EpochMetrics {
+            epoch: self.epoch,
+            train_loss: loss_sum / seen_f,
+            train_accuracy: correct as f64 / seen_f,
+            val_accuracy,
+            lr,
+            images_per_s: seen as f64 / seconds,
+            seconds,
+        }))
+    }
+
+    /// Top-1 accuracy on `loader` in eval mode, with the EMA weights when there are any.
+    pub fn accuracy(&mut self, loader: &Loader) -> Result<f64> {
+        let params = self.net.trainable();
+        if let Some(ema) = &mut self.ema {
+            ema.swap(&params)?;
+        }
+        let result = accuracy(&self.net, loader);
+        if let Some(ema) = &mut self.ema {
+            ema.swap(&params)?;
+        }
+        result
+    }
+}
+
+/// Top-1 accuracy of `net` in eval mode over all of `loader`.
+pub fn accuracy(net: &MixNet, loader: &Loader) -> Result<f64> {
+    let (mut correct, mut seen) = (0usize, 0usize);
+    for (x, y) in loader.eval() {
+        correct += top1_correct(&net.forward_eval(&x)?, &y)?;
+        seen += y.dim(0)?;
+    }
+    Ok(correct as f64 / seen.max(1) as f64)
+}
+
+/// A progress bar for epochs of training (hidden when stderr is not a terminal or `quiet`).
+pub fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] step {pos}/{len} ETA {eta}").expect("valid template");
+    bar.set_style(style.progress_chars("=> "));
+    bar
+}
