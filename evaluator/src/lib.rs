@@ -1,8 +1,22 @@
 //! `evaluator`: turns a `space::Arch` into a trainable candle network and scores it.
 
+pub mod bench;
 pub mod data;
 pub mod latency;
 pub mod model;
 pub mod ops;
 pub mod timm;
 pub mod train;
+
+/// Fixes the number of CPU threads for this process: candle's pool and the kernels' rayon pool
+/// both read `RAYON_NUM_THREADS` once, at first use, so call this before any tensor work.
+/// Returns the count in force (the first call wins).
+pub fn set_threads(threads: usize) -> usize {
+    let threads = threads.max(1);
+    if std::env::var_os("MIXNAS_THREADS_SET").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        std::env::set_var("MIXNAS_THREADS_SET", "1");
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    }
+    rayon::current_num_threads()
+}

@@ -54,7 +54,8 @@ fn tensor_bytes(name: &str, t: &Tensor) -> Result<(StDtype, Vec<u8>)> {
 
 /// Serialises named tensors (and optional string metadata) in safetensors format.
 pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
-    let data = tensors.iter().map(|(n, t)| Ok((n, tensor_bytes(n, t)?, t.dims().to_vec()))).collect::<Result<Vec<_>>>()?;
+    let data =
+        tensors.iter().map(|(n, t)| Ok((n, tensor_bytes(n, t)?, t.dims().to_vec()))).collect::<Result<Vec<_>>>()?;
     let views = data
         .iter()
         .map(|(n, (dt, bytes), dims)| Ok((n.as_str(), TensorView::new(*dt, dims.clone(), bytes).map_err(Error::wrap)?)))
@@ -63,7 +64,11 @@ pub fn safetensors_bytes(tensors: &[(String, Tensor)], metadata: Option<HashMap<
 }
 
 /// Saves named tensors atomically; `metadata` lands in the safetensors header.
-pub fn save_tensors(path: &Path, tensors: &[(String, Tensor)], metadata: Option<HashMap<String, String>>) -> Result<()> {
+pub fn save_tensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let bytes = safetensors_bytes(tensors, metadata)?;
     write_atomic(path, &bytes).map_err(|e| Error::Msg(e.to_string()))
 }
@@ -160,10 +165,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.safetensors");
         let t = |s: &[usize]| Tensor::zeros(s, DType::F32, &Device::Cpu).unwrap();
-        save_tensors(&path, &[("stem.conv.weight".into(), t(&[16, 3, 3, 3])), ("blocks.0.bn1.weight".into(), t(&[24]))], None)
-            .unwrap();
+        save_tensors(
+            &path,
+            &[("stem.conv.weight".into(), t(&[16, 3, 3, 3])), ("blocks.0.bn1.weight".into(), t(&[24]))],
+            None,
+        )
+        .unwrap();
         let var = |s: &[usize]| Var::ones(s, DType::F32, &Device::Cpu).unwrap();
-        let params = vec![("stem.conv.weight".to_string(), var(&[16, 3, 3, 3])), ("blocks.0.bn1.weight".into(), var(&[32]))];
+        let params =
+            vec![("stem.conv.weight".to_string(), var(&[16, 3, 3, 3])), ("blocks.0.bn1.weight".into(), var(&[32]))];
         let err = load_into(&path, &params).unwrap_err().to_string();
         assert!(err.contains("tensor `blocks.0.bn1.weight` has shape [24], expected [32]"), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");

@@ -74,7 +74,9 @@ impl Ema {
     pub fn tensors(&self, params: &[(String, Var)]) -> Result<Vec<(String, Tensor)>> {
         self.check(params)?;
         let pairs = self.shadow.iter().zip(params);
-        pairs.map(|((n, s), (_, v))| Ok((n.clone(), Tensor::from_slice(s, v.as_tensor().shape(), &Device::Cpu)?))).collect()
+        pairs
+            .map(|((n, s), (_, v))| Ok((n.clone(), Tensor::from_slice(s, v.as_tensor().shape(), &Device::Cpu)?)))
+            .collect()
     }
 
     /// Restores shadows saved by [`Ema::tensors`] and the update count.

@@ -51,9 +51,8 @@ impl PreparedData {
         let norm = Normalize::from_dataset(&train);
         let augment = splits.format.augment(train.shape(), spec.augment);
         let record = DataRecord {
-            source: spec.source.clone(),
+            spec: spec.clone(),
             fingerprint: splits.fingerprint(),
-            train_per_class: spec.train_per_class,
             val_per_class,
             augment: !augment.is_none(),
             class_names: train.classes().to_vec(),

@@ -298,7 +298,13 @@ impl Slot {
     fn update(&mut self, config: &OptimizerConfig, grad: &Tensor, lr: f64) -> Result<()> {
         let param = self.var.as_tensor();
         if grad.dims() != param.dims() || grad.dtype() != DType::F32 {
-            bail!("optimizer: gradient of `{}` is {:?} {:?}, expected F32 {:?}", self.name, grad.dtype(), grad.dims(), param.dims())
+            bail!(
+                "optimizer: gradient of `{}` is {:?} {:?}, expected F32 {:?}",
+                self.name,
+                grad.dtype(),
+                grad.dims(),
+                param.dims()
+            )
         }
         let grad = grad.contiguous()?;
         if self.steps == 0 {
@@ -528,7 +534,8 @@ mod tests {
             OptimizerConfig::AdamW(AdamWConfig { weight_decay: 0.5, ..Default::default() }),
         ] {
             // Zero gradient: only weight decay can move a parameter.
-            let p = vec![("blocks.3.bn1.bias".into(), var(&[4], 2.0)), ("blocks.3.conv.weight".into(), var(&[4, 4], 2.0))];
+            let p =
+                vec![("blocks.3.bn1.bias".into(), var(&[4], 2.0)), ("blocks.3.conv.weight".into(), var(&[4, 4], 2.0))];
             let mut opt = Optimizer::new(p.clone(), cfg).unwrap();
             opt.step(&grads_const(&p, 0.0), 0.1).unwrap();
             assert_eq!(first(&p[0].1), 2.0, "{cfg:?}");
@@ -565,13 +572,17 @@ mod tests {
 
     /// A gradient that depends on the parameters, so successive steps differ.
     fn grads_of(p: &[(String, Var)]) -> GradStore {
-        let terms: Vec<Tensor> =
-            p.iter().map(|(_, v)| (v.as_tensor().sqr().unwrap() + v.as_tensor().sin().unwrap()).unwrap().sum_all().unwrap()).collect();
+        let terms: Vec<Tensor> = p
+            .iter()
+            .map(|(_, v)| (v.as_tensor().sqr().unwrap() + v.as_tensor().sin().unwrap()).unwrap().sum_all().unwrap())
+            .collect();
         Tensor::stack(&terms, 0).unwrap().sum_all().unwrap().backward().unwrap()
     }
 
     fn snapshot(p: &[(String, Var)]) -> Vec<Vec<u32>> {
-        p.iter().map(|(_, v)| v.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()).collect()
+        p.iter()
+            .map(|(_, v)| v.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect())
+            .collect()
     }
 
     fn copy(p: &[(String, Var)]) -> Vec<(String, Var)> {

@@ -11,6 +11,7 @@ use candle_core::{Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use space::Arch;
 
+use super::fit::DataSpec;
 use super::checkpoint::{load_tensors, save_tensors, write_atomic};
 use super::optim::OptimizerState;
 use super::trainer::{EpochMetrics, TrainConfig, Trainer};
@@ -22,9 +23,10 @@ const RECORD_KEY: &str = "mixnas.checkpoint";
 /// What the data of a run was, enough to rebuild the same loaders.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataRecord {
-    pub source: String,
+    /// How the data was cut, as asked.
+    pub spec: DataSpec,
     pub fingerprint: String,
-    pub train_per_class: Option<usize>,
+    /// Validation images per class, as resolved.
     pub val_per_class: usize,
     pub augment: bool,
     pub class_names: Vec<String>,
@@ -39,6 +41,9 @@ pub struct CheckpointRecord {
     pub format: String,
     /// The network as built (after proxy adaptation and class count), which the weights fit.
     pub arch: Arch,
+    /// The architecture as given, before adaptation (what a resumed run rebuilds from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_arch: Option<Arch>,
     /// Epochs completed.
     pub epoch: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +95,7 @@ pub fn save_trainer(dir: &Path, t: &Trainer, data: &DataRecord) -> Result<()> {
     let record = CheckpointRecord {
         format: CHECKPOINT_FORMAT.into(),
         arch: t.net.arch().clone(),
+        source_arch: Some(t.source_arch.clone()),
         epoch: t.epoch,
         train: Some(t.config.clone()),
         optimizer: Some(state),

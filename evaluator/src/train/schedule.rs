@@ -187,8 +187,8 @@ mod tests {
 
     #[test]
     fn serde_round_trip_with_defaults() {
-        let s: LrSchedule = serde_json::from_str(r#"{"kind":"warmup_exp_step","peak_lr":0.016,"warmup_epochs":5}"#)
-            .unwrap();
+        let s: LrSchedule =
+            serde_json::from_str(r#"{"kind":"warmup_exp_step","peak_lr":0.016,"warmup_epochs":5}"#).unwrap();
         assert_eq!(
             s,
             LrSchedule::WarmupExpStep {

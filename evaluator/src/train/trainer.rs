@@ -64,6 +64,8 @@ pub struct EpochMetrics {
 /// A model being trained, with everything needed to continue it.
 pub struct Trainer {
     pub net: MixNet,
+    /// The architecture as given, before adaptation to the data.
+    pub source_arch: Arch,
     pub optimizer: Optimizer,
     pub ema: Option<Ema>,
     pub config: TrainConfig,
@@ -82,9 +84,9 @@ pub struct Diverged {
 
 impl Trainer {
     /// A fresh model for `arch` (adapted for the loader's image size), initialised from the seed.
-    pub fn new(arch: &Arch, config: TrainConfig, train: Loader, val: Option<Loader>) -> Result<Self> {
+    pub fn new(source_arch: &Arch, config: TrainConfig, train: Loader, val: Option<Loader>) -> Result<Self> {
         let resolution = train.output_shape().height;
-        let mut arch = adapt_for_resolution(arch, resolution);
+        let mut arch = adapt_for_resolution(source_arch, resolution);
         arch.stem.in_ch = train.output_shape().channels;
         arch.classes = train.dataset().num_classes();
         let net = MixNet::new(&arch, config.seed, &Device::Cpu)?;
@@ -93,7 +95,7 @@ impl Trainer {
             Some(d) => Some(Ema::new(&net.trainable(), d, true)?),
             None => None,
         };
-        Ok(Self { net, optimizer, ema, config, epoch: 0, train, val })
+        Ok(Self { net, source_arch: source_arch.clone(), optimizer, ema, config, epoch: 0, train, val })
     }
 
     fn steps_per_epoch(&self) -> u64 {
