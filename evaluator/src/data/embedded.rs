@@ -11,11 +11,6 @@ use super::{DataError, Dataset};
 pub const FASHION_MNIST_CLASSES: [&str; 10] =
     ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
-/// Images per class kept from each split of the Debian package, and the selection seed.
-pub(crate) const TRAIN_PER_CLASS: usize = 500;
-pub(crate) const TEST_PER_CLASS: usize = 100;
-pub(crate) const SUBSET_SEED: u64 = 2026;
-
 const FILES: [(&str, &[u8]); 4] = [
     ("train-images-idx3-ubyte.gz", include_bytes!("../../data/fashion-mnist/train-images-idx3-ubyte.gz")),
     ("train-labels-idx1-ubyte.gz", include_bytes!("../../data/fashion-mnist/train-labels-idx1-ubyte.gz")),
@@ -42,6 +37,11 @@ mod tests {
     use super::*;
     use crate::data::idx::{encode_images, encode_labels, gzip, read_split};
     use crate::data::{select_per_class, Shape};
+
+    /// Images per class kept from each split of the Debian package, and the selection seed.
+    const TRAIN_PER_CLASS: usize = 500;
+    const TEST_PER_CLASS: usize = 100;
+    const SUBSET_SEED: u64 = 2026;
 
     #[test]
     fn embedded_subset_is_balanced_fashion_mnist() {

@@ -58,7 +58,7 @@ fn load_split(
     let (mut files, mut labels) = (Vec::new(), Vec::new());
     for (label, class) in classes.iter().enumerate() {
         let found = image_files(&dir.join(class))?;
-        labels.extend(std::iter::repeat(label as u32).take(found.len()));
+        labels.resize(labels.len() + found.len(), label as u32);
         files.extend(found);
     }
     if let Some(n) = per_class {
@@ -104,7 +104,9 @@ fn decode_all(files: &[PathBuf], size: Option<(usize, usize)>) -> Result<(Vec<u8
 }
 
 fn open(path: &Path) -> Result<DynamicImage, DataError> {
-    let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
+    // One read into memory: small files decode faster from a slice than through a BufReader.
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes));
     let reader = reader.with_guessed_format().map_err(|e| DataError::io(path, e))?;
     reader.decode().map_err(|e| DataError::BadImage { path: path.to_path_buf(), reason: e.to_string() })
 }

@@ -2,7 +2,7 @@
 //! dimensions), the dimension sizes as u32, then the raw bytes. Files may be gzip-compressed;
 //! compression is recognised by content, not by name.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -98,6 +98,7 @@ fn expect_len(path: &Path, body: &[u8], want: usize) -> Result<(), DataError> {
     Ok(())
 }
 
+#[cfg(test)]
 /// IDX image bytes for `n` single-channel images (the reverse of `parse_images`).
 pub(crate) fn encode_images(pixels: &[u8], shape: Shape) -> Vec<u8> {
     let n = pixels.len() / shape.numel();
@@ -109,6 +110,7 @@ pub(crate) fn encode_images(pixels: &[u8], shape: Shape) -> Vec<u8> {
     out
 }
 
+#[cfg(test)]
 pub(crate) fn encode_labels(labels: &[u32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + labels.len());
     out.extend_from_slice(&LABELS_MAGIC.to_be_bytes());
@@ -117,8 +119,10 @@ pub(crate) fn encode_labels(labels: &[u32]) -> Vec<u8> {
     out
 }
 
+#[cfg(test)]
 /// Gzip at the best level with a zero timestamp, so the same bytes always compress the same.
 pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
     let mut enc = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
     enc.write_all(bytes).expect("writing to memory cannot fail");
     enc.finish().expect("writing to memory cannot fail")

@@ -199,7 +199,7 @@ mod tests {
     use super::*;
 
     fn numbered(n: usize, shape: Shape) -> Dataset {
-        let pixels = (0..n).flat_map(|i| std::iter::repeat(i as u8).take(shape.numel())).collect();
+        let pixels = (0..n).flat_map(|i| vec![i as u8; shape.numel()]).collect();
         let labels = (0..n as u32).map(|i| i % 3).collect();
         Dataset::new(pixels, labels, ["a", "b", "c"].map(String::from).to_vec(), shape)
     }

@@ -87,4 +87,19 @@ mod tests {
         // CIFAR-10's red channel mean is about 0.49 (125/255); a 1,000-image subset lands near it.
         assert!((norm.mean[0] - 0.49).abs() < 0.03, "red mean {}", norm.mean[0]);
     }
+
+    /// Load times of larger CIFAR-10 JPEG subsets (release-like test profile):
+    /// `cargo test -p evaluator time_cifar10_jpg -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing only; takes seconds"]
+    fn time_cifar10_jpg_loads() {
+        let Some(dir) = cifar10_jpg() else { return };
+        for per_class in [Some(1000), None] {
+            let opts = LoadOptions { train_per_class: per_class, test_per_class: Some(0), ..Default::default() };
+            let start = Instant::now();
+            let data = load(&DataSource::Path(dir.clone()), &opts).unwrap();
+            let threads = rayon::current_num_threads();
+            eprintln!("cifar10-jpg: {} train JPEGs in {:?} ({threads} threads)", data.train.len(), start.elapsed());
+        }
+    }
 }

@@ -14,7 +14,7 @@
 //! work). Tables are keyed by that count, and by the CPU, mixnas version, resolution and batch.
 
 mod build;
-mod measure;
+pub mod measure;
 mod parts;
 mod predict;
 mod table;

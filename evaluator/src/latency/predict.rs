@@ -57,7 +57,7 @@ impl TablePredictor {
 
     fn with_table(table: Table, path: Option<PathBuf>, network: MeasureConfig) -> Self {
         // Parts are small: more repeats fit in a short bound, and medians of differences need them.
-        let part = MeasureConfig { warmup: 2, repeats: 15, max_seconds: 2.0, ..network };
+        let part = MeasureConfig { warmup: 2, repeats: 11, max_seconds: 1.5, ..network };
         Self { table: Mutex::new(table), path, network, part }
     }
 

@@ -348,3 +348,70 @@ pub(crate) fn swish(x: &Tensor) -> Result<Tensor> {
     check_dtypes("swish", &[x])?;
     x.contiguous()?.apply_op1(SwishOp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::reference;
+    use super::super::testutil::{assert_close, check_against, grad_check, rand};
+    use super::*;
+
+    const ACTS: [Act; 3] = [Act::None, Act::Relu, Act::Swish];
+
+    fn inputs(shape: &[usize], dtype: DType) -> Result<Vec<Tensor>> {
+        let c = shape[1];
+        // gamma around 1 so the normalised values spread over both sides of the ReLU kink.
+        let gamma = rand(&[c], 2, dtype)?.affine(0.5, 1.0)?;
+        Ok(vec![rand(shape, 1, dtype)?.affine(3.0, 0.5)?, gamma, rand(&[c], 3, dtype)?])
+    }
+
+    #[test]
+    fn batch_norm_matches_reference() -> Result<()> {
+        for (shape, act) in [[4, 5, 3, 3], [2, 7, 5, 4], [3, 3, 1, 1]].iter().flat_map(|s| ACTS.map(|a| (s, a))) {
+            let what = format!("batch_norm {shape:?} {act:?}");
+            let fast = |t: &[Tensor]| Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
+            let slow = |t: &[Tensor]| Ok(reference::batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
+            let ts = inputs(shape, DType::F32)?;
+            check_against(&fast, &slow, &ts, &what)?;
+            let (_, stats) = batch_norm_train(&ts[0], &ts[1], &ts[2], 1e-3, act)?;
+            let (_, want) = reference::batch_norm_train(&ts[0], &ts[1], &ts[2], 1e-3, act)?;
+            assert_close(&stats.mean, &want.mean, 1e-5, &format!("{what}: mean"))?;
+            assert_close(&stats.var_unbiased, &want.var_unbiased, 1e-5, &format!("{what}: var"))?;
+            assert!(!stats.mean.is_variable() && stats.mean.dtype() == DType::F32);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn channel_affine_and_swish_match_reference() -> Result<()> {
+        for act in ACTS {
+            let fast = |t: &[Tensor]| channel_affine(&t[0], &t[1], &t[2], act);
+            let slow = |t: &[Tensor]| reference::channel_affine(&t[0], &t[1], &t[2], act);
+            check_against(&fast, &slow, &inputs(&[3, 6, 5, 3], DType::F32)?, &format!("channel_affine {act:?}"))?;
+        }
+        let x = (rand(&[3, 5, 7, 2], 4, DType::F32)? * 6.0)?;
+        check_against(&|t| swish(&t[0]), &|t| reference::swish(&t[0]), &[x.clone()], "swish")?;
+        check_against(&|t| swish(&t[0]), &|t| reference::swish(&t[0]), &[x.flatten_from(1)?], "swish 2d")
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() -> Result<()> {
+        for act in ACTS {
+            let ts = inputs(&[3, 4, 3, 2], DType::F64)?;
+            let bn = |t: &[Tensor]| Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
+            grad_check(&bn, &ts, 30, &format!("batch_norm {act:?}"))?;
+            let affine = |t: &[Tensor]| channel_affine(&t[0], &t[1], &t[2], act);
+            grad_check(&affine, &ts, 30, &format!("channel_affine {act:?}"))?;
+        }
+        grad_check(&|t| swish(&t[0]), &[(rand(&[2, 3, 4, 4], 5, DType::F64)? * 4.0)?], 40, "swish")
+    }
+
+    #[test]
+    fn rejects_bad_parameters_and_dtype() -> Result<()> {
+        let ts = inputs(&[2, 4, 3, 3], DType::F32)?;
+        assert!(batch_norm_train(&ts[0], &ts[1].narrow(0, 0, 3)?, &ts[2], 1e-3, Act::None).is_err());
+        assert!(channel_affine(&ts[0], &ts[1], &ts[2].to_dtype(DType::F64)?, Act::None).is_err());
+        let err = swish(&ts[0].to_dtype(DType::F16)?).unwrap_err().to_string();
+        assert!(err.contains("unsupported dtype"), "{err}");
+        Ok(())
+    }
+}

@@ -235,3 +235,57 @@ pub(crate) fn pointwise(x: &Tensor, weights: &[Tensor]) -> Result<Tensor> {
     check_dtypes("pointwise", &[x, &packed])?;
     x.contiguous()?.apply_op2(&packed, PointwiseOp { geo })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::reference;
+    use super::super::testutil::{check_against, grad_check, rand};
+    use super::*;
+    use candle_core::DType;
+
+    /// `x: [n, sum cin, h, w]` and one `[cout_g, cin_g, 1, 1]` weight per group.
+    fn inputs(n: usize, hw: (usize, usize), groups: &[(usize, usize)], dtype: DType) -> Result<Vec<Tensor>> {
+        let cin = groups.iter().map(|g| g.0).sum();
+        let mut ts = vec![rand(&[n, cin, hw.0, hw.1], 1, dtype)?];
+        for (i, &(ci, co)) in groups.iter().enumerate() {
+            ts.push(rand(&[co, ci, 1, 1], 20 + i as u64, dtype)?);
+        }
+        Ok(ts)
+    }
+
+    #[test]
+    fn matches_reference_forward_and_backward() -> Result<()> {
+        let cases: [(usize, (usize, usize), &[(usize, usize)]); 5] = [
+            (3, (5, 7), &[(10, 16)]),
+            (5, (4, 3), &[(5, 6), (5, 6)]),
+            (2, (3, 3), &[(4, 3), (3, 3), (3, 2)]),
+            (1, (9, 9), &[(6, 12), (6, 12)]),
+            (4, (1, 1), &[(7, 5)]),
+        ];
+        for (i, (n, hw, groups)) in cases.iter().enumerate() {
+            let fast = |t: &[Tensor]| pointwise(&t[0], &t[1..]);
+            let slow = |t: &[Tensor]| reference::pointwise(&t[0], &t[1..]);
+            check_against(&fast, &slow, &inputs(*n, *hw, groups, DType::F32)?, &format!("case {i}"))?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() -> Result<()> {
+        let f = |t: &[Tensor]| pointwise(&t[0], &t[1..]);
+        for (n, groups) in [(3, &[(4, 3), (3, 2)][..]), (1, &[(5, 4)][..])] {
+            grad_check(&f, &inputs(n, (3, 4), groups, DType::F64)?, 30, "pointwise")?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_shapes_and_dtype() -> Result<()> {
+        let ts = inputs(2, (3, 3), &[(4, 3), (3, 2)], DType::F32)?;
+        assert!(pointwise(&ts[0], &ts[1..2]).is_err());
+        assert!(pointwise(&ts[0], &[rand(&[3, 7, 3, 3], 2, DType::F32)?]).is_err());
+        let err = pointwise(&ts[0].to_dtype(DType::BF16)?, &[ts[1].to_dtype(DType::BF16)?, ts[2].to_dtype(DType::BF16)?]);
+        assert!(err.unwrap_err().to_string().contains("unsupported dtype"));
+        Ok(())
+    }
+}

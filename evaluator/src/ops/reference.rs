@@ -21,7 +21,12 @@ pub fn swish(x: &Tensor) -> Result<Tensor> {
 pub fn depthwise(x: &Tensor, w: &Tensor, stride: usize, dilation: usize, pad: [usize; 4]) -> Result<Tensor> {
     let [t, b, l, r] = pad;
     let x = x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?;
-    let c = x.dim(1)?;
+    // Drop trailing rows/cols no window reaches: candle's conv2d backward gets the input
+    // gradient's size wrong when (padded - extent) is not a multiple of the stride.
+    let ext = (w.dim(2)? - 1) * dilation + 1;
+    let used = |size: usize| (size - ext) / stride * stride + ext;
+    let (_, c, hp, wp) = x.dims4()?;
+    let x = x.narrow(2, 0, used(hp))?.narrow(3, 0, used(wp))?;
     x.conv2d(w, 0, stride, dilation, c)
 }
 

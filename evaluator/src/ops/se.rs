@@ -141,3 +141,40 @@ pub(crate) fn channel_scale(x: &Tensor, gate: &Tensor) -> Result<Tensor> {
     check_dtypes("channel_scale", &[x, gate])?;
     x.contiguous()?.apply_op2(&gate.contiguous()?, ChannelScale)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::reference;
+    use super::super::testutil::{check_against, grad_check, rand};
+    use super::*;
+    use candle_core::DType;
+
+    #[test]
+    fn matches_reference() -> Result<()> {
+        for shape in [[2, 5, 3, 3], [3, 7, 5, 4], [1, 4, 1, 1]] {
+            let x = rand(&shape, 1, DType::F32)?;
+            let gate = rand(&shape[..2], 2, DType::F32)?;
+            check_against(&|t| channel_mean(&t[0]), &|t| reference::channel_mean(&t[0]), &[x.clone()], "channel_mean")?;
+            let fast = |t: &[Tensor]| channel_scale(&t[0], &t[1]);
+            let slow = |t: &[Tensor]| reference::channel_scale(&t[0], &t[1]);
+            check_against(&fast, &slow, &[x, gate], "channel_scale")?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() -> Result<()> {
+        let x = rand(&[2, 3, 3, 4], 1, DType::F64)?;
+        let gate = rand(&[2, 3], 2, DType::F64)?;
+        grad_check(&|t| channel_mean(&t[0]), &[x.clone()], 30, "channel_mean")?;
+        grad_check(&|t| channel_scale(&t[0], &t[1]), &[x, gate], 30, "channel_scale")
+    }
+
+    #[test]
+    fn rejects_bad_gate() -> Result<()> {
+        let x = rand(&[2, 3, 3, 4], 1, DType::F32)?;
+        assert!(channel_scale(&x, &rand(&[2, 4], 2, DType::F32)?).is_err());
+        assert!(channel_scale(&x, &rand(&[2, 3], 2, DType::F64)?).is_err());
+        Ok(())
+    }
+}

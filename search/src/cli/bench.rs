@@ -48,6 +48,8 @@ pub enum BenchWhat {
     Ops {
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
     },
 }
 
@@ -75,9 +77,9 @@ pub fn exec(a: BenchArgs) -> Result<i32, String> {
                 "p90_ms": (m.p90_ms * 100.0).round() / 100.0, "mixnas": env!("CARGO_PKG_VERSION")});
             println!("{line}");
         }
-        BenchWhat::Ops { threads } => {
+        BenchWhat::Ops { threads, repeats } => {
             evaluator::set_threads(threads);
-            for t in evaluator::ops::bench::run(threads).map_err(|e| e.to_string())? {
+            for t in evaluator::ops::bench::run(threads, repeats).map_err(|e| e.to_string())? {
                 println!("{}", serde_json::to_string(&t).map_err(|e| e.to_string())?);
             }
         }

@@ -1,0 +1,208 @@
+//! `nas latency`: measured and predicted latency of one architecture on this machine, building
+//! the lookup table for a search space, and validating the table against measurement.
+//!
+//! `--threads` is applied before any tensor work because the compute pool is sized once per
+//! process; see `evaluator::latency`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use evaluator::latency::{self as lat, BuildConfig, MeasureConfig, TablePredictor};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use space::{load_arch, SearchSpace};
+
+#[derive(Args, Debug)]
+pub struct LatencyArgs {
+    /// An architecture file or preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1).
+    #[arg(long, value_name = "FILE|PRESET", required_unless_present_any = ["build_table", "validate"])]
+    pub arch: Option<String>,
+    /// Measure (default: measure and predict).
+    #[arg(long)]
+    pub measure: bool,
+    /// Predict from the lookup table (parts missing from it are measured and added).
+    #[arg(long)]
+    pub predict: bool,
+    /// Measure every part reachable in the search space and fit the table's correction.
+    #[arg(long, conflicts_with_all = ["arch", "validate"])]
+    pub build_table: bool,
+    /// Measure and predict `--samples` architectures of the space and report the agreement.
+    #[arg(long, conflicts_with = "arch")]
+    pub validate: bool,
+    /// Search space file for --build-table and --validate [default: the built-in space].
+    #[arg(long, value_name = "FILE")]
+    pub space: Option<PathBuf>,
+    /// Lookup table file [default: per machine in $XDG_CACHE_HOME/mixnas/].
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
+    /// CPU threads (the target device is one core).
+    #[arg(long, default_value_t = 1, value_name = "T")]
+    pub threads: usize,
+    /// Input resolution (square).
+    #[arg(long, default_value_t = 224, value_name = "PX")]
+    pub resolution: usize,
+    /// Timed forwards per whole-network measurement.
+    #[arg(long, default_value_t = 15, value_name = "N")]
+    pub repeats: usize,
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn exec(a: LatencyArgs) -> Result<i32, String> {
+    let threads = evaluator::set_threads(a.threads);
+    let cfg = MeasureConfig { resolution: a.resolution, repeats: a.repeats, ..Default::default() };
+    match (&a.arch, a.build_table, a.validate) {
+        (Some(spec), ..) => one_arch(&a, spec, cfg, threads),
+        (None, true, _) => build(&a, cfg),
+        _ => validate(&a, cfg),
+    }
+}
+
+fn one_arch(a: &LatencyArgs, spec: &str, cfg: MeasureConfig, threads: usize) -> Result<i32, String> {
+    let arch = load_arch(spec).map_err(|e| e.to_string())?;
+    let both = a.measure == a.predict;
+    let mut out = json!({"arch": spec, "resolution": a.resolution, "batch": 1, "threads": threads});
+    if space::presets::by_name(spec).is_some() {
+        let c = space::cost(&arch, a.resolution).total;
+        out["macs"] = json!(c.macs);
+        out["params"] = json!(c.params);
+    }
+    if a.measure || both {
+        let m = lat::measure(&arch, &cfg).map_err(|e| format!("{spec}: {e}"))?;
+        out["measured"] =
+            json!({"median_ms": m.median_ms, "min_ms": m.min_ms, "p90_ms": m.p90_ms, "samples": m.samples});
+    }
+    if a.predict || both {
+        let p = open_calibrated(a, cfg)?;
+        let pr = p.predict(&arch).map_err(|e| e.to_string())?;
+        let table = p.path().map(|t| t.display().to_string());
+        out["predicted"] =
+            json!({"ms": pr.ms, "sum_ms": pr.sum_ms, "parts_measured": pr.measured_parts, "table": table});
+    }
+    super::print(&match a.json {
+        true => serde_json::to_string_pretty(&out).expect("json"),
+        false => text(&out),
+    })
+}
+
+fn text(o: &serde_json::Value) -> String {
+    let mut s = format!(
+        "{}  {}x{} batch 1, {} thread(s)",
+        o["arch"].as_str().unwrap_or(""),
+        o["resolution"],
+        o["resolution"],
+        o["threads"]
+    );
+    if let (Some(macs), Some(params)) = (o["macs"].as_u64(), o["params"].as_u64()) {
+        s += &format!("\n  {:.1}M MACs, {:.2}M params", macs as f64 / 1e6, params as f64 / 1e6);
+    }
+    if let Some(m) = o.get("measured") {
+        let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+        s += &format!(
+            "\n  measured  {:.2} ms (min {:.2}, p90 {:.2}, {} runs)",
+            f("median_ms"),
+            f("min_ms"),
+            f("p90_ms"),
+            m["samples"]
+        );
+    }
+    if let Some(p) = o.get("predicted") {
+        s += &format!(
+            "\n  predicted {:.2} ms (table {})",
+            p["ms"].as_f64().unwrap_or(f64::NAN),
+            p["table"].as_str().unwrap_or("-")
+        );
+    }
+    s
+}
+
+fn load_space(a: &LatencyArgs) -> Result<SearchSpace, String> {
+    match &a.space {
+        Some(path) => SearchSpace::load(path).map_err(|e| e.to_string()),
+        None => Ok(SearchSpace::default_space()),
+    }
+}
+
+/// The table for this machine, calibrated on a few networks of the space first if it never was
+/// (parts are otherwise measured on first use).
+fn open_calibrated(a: &LatencyArgs, cfg: MeasureConfig) -> Result<TablePredictor, String> {
+    let p = TablePredictor::open(a.table.as_deref(), cfg).map_err(|e| e.to_string())?;
+    if p.table().fit.is_none() {
+        eprintln!("nas: latency table not calibrated yet; measuring a few networks of the space first");
+        let build = BuildConfig { max_parts: 0, coverage_samples: 1, ..Default::default() };
+        lat::build_table(&p, &load_space(a)?, &build, &mut bar()).map_err(|e| e.to_string())?;
+    }
+    Ok(p)
+}
+
+/// A progress callback drawing one bar per stage on stderr.
+fn bar() -> impl FnMut(&str, usize, usize, &str) {
+    let pb = ProgressBar::new(0);
+    pb.set_style(ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {wide_msg}").expect("template"));
+    move |stage, done, total, label| {
+        pb.set_prefix(stage.to_string());
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+        pb.set_message(label.to_string());
+        if done + 1 == total && stage == "networks" {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+fn build(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
+    let space = load_space(a)?;
+    let p = TablePredictor::open(a.table.as_deref(), cfg).map_err(|e| e.to_string())?;
+    let r = lat::build_table(&p, &space, &BuildConfig { seed: a.seed, ..Default::default() }, &mut bar())
+        .map_err(|e| e.to_string())?;
+    let path = p.path().map(|t| t.display().to_string()).unwrap_or_default();
+    let out = json!({"table": path, "reachable_parts": r.reachable, "measured": r.measured, "lazy": r.lazy,
+        "entries": p.table().entries.len(), "scale": r.fit.scale, "constant_ms": r.fit.constant_ms});
+    super::print(&match a.json {
+        true => serde_json::to_string_pretty(&out).expect("json"),
+        false => format!(
+            "{path}: {} parts reachable ({}), {} measured now, fit {:.3} x sum + {:.2} ms",
+            r.reachable,
+            if r.lazy { "too many: the rest are measured on first use" } else { "all measured" },
+            r.measured,
+            r.fit.scale,
+            r.fit.constant_ms
+        ),
+    })
+}
+
+fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
+    let space = load_space(a)?;
+    let p = open_calibrated(a, cfg)?;
+    let pb = ProgressBar::new(a.samples as u64);
+    let r =
+        lat::validate(&p, &space, a.samples, a.seed, |i, _| pb.set_position(i as u64)).map_err(|e| e.to_string())?;
+    pb.finish_and_clear();
+    if a.json {
+        return super::print(&serde_json::to_string_pretty(&r).expect("json"));
+    }
+    let line = |name: &str, x: &lat::Accuracy| {
+        format!(
+            "{name:<14} within 10%: {:5.1}%  within 5%: {:5.1}%  MAPE {:.1}%",
+            100.0 * x.within_10,
+            100.0 * x.within_5,
+            x.mape
+        )
+    };
+    super::print(&format!(
+        "{} samples (seed {}), {}x{}, {} thread(s)\n{}\n{}  (k = {:.4} ms/MMAC, least squares on these samples)",
+        r.samples.len(),
+        r.seed,
+        r.resolution,
+        r.resolution,
+        r.threads,
+        line("table", &r.table),
+        line("MACs baseline", &r.macs_baseline),
+        r.ms_per_mmac
+    ))
+}

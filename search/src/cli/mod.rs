@@ -1,0 +1,73 @@
+//! The `nas` command line: clap types in, one `exec` per command, one error line out.
+
+mod bench;
+mod infer;
+mod inspect;
+mod latency;
+mod space;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// mixnas: latency-aware architecture search for MixConv networks.
+#[derive(Parser, Debug)]
+#[command(name = "nas", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train an architecture (a search result or a preset) on real data, with checkpoints.
+    Train(train::TrainArgs),
+    /// Test accuracy of a checkpoint, as JSON.
+    Eval(train::EvalArgs),
+    /// Logits of a stored tensor, or the top-5 classes of images, from a checkpoint.
+    Infer(infer::InferArgs),
+    /// Convert timm MixNet weights into a mixnas checkpoint.
+    ImportTimm(infer::ImportTimmArgs),
+    /// Per-block structure, parameters and MACs of an architecture file or preset.
+    Inspect(inspect::InspectArgs),
+    /// Describe the search space, or sample architectures from it.
+    Space(space::SpaceArgs),
+    /// Measured and predicted latency on this machine; build or validate the lookup table.
+    Latency(latency::LatencyArgs),
+    /// Benchmarks matching the PyTorch / ONNX Runtime yardsticks.
+    Bench(bench::BenchArgs),
+}
+
+fn exec(command: Command) -> Result<i32, String> {
+    match command {
+        Command::Train(a) => train::exec_train(a),
+        Command::Eval(a) => train::exec_eval(a),
+        Command::Infer(a) => infer::exec_infer(a),
+        Command::ImportTimm(a) => infer::exec_import_timm(a),
+        Command::Bench(a) => bench::exec(a),
+        Command::Inspect(a) => inspect::exec(a),
+        Command::Space(a) => space::exec(a),
+        Command::Latency(a) => latency::exec(a),
+    }
+}
+
+/// Parses the arguments, runs the command and returns the exit code: 0 success, 1 finished
+/// with failures, 2 error (one line on stderr).
+pub fn main_impl() -> i32 {
+    let cli = Cli::parse();
+    match exec(cli.command) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("nas: {}", message.lines().next().unwrap_or_default());
+            2
+        }
+    }
+}
+
+/// Prints `text` and a newline to stdout; a closed pipe (`nas ... | head`) is not an error.
+pub(crate) fn print(text: &str) -> Result<i32, String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(0),
+    }
+}

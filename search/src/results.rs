@@ -1,0 +1,185 @@
+//! The run folder: the append-only trial journal (`trials.jsonl`, the source of truth), the
+//! `started.jsonl` log, atomic writes, and the reports derived from the journal (`best.json`,
+//! `pareto.json`, `summary.json`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Same choices as an earlier trial, whose result it reuses.
+    Cached,
+    /// The choices did not decode into a valid architecture.
+    Invalid,
+    /// The evaluation failed (error, panic, NaN).
+    Failed,
+}
+
+/// One finished trial, one line of `trials.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub id: u64,
+    pub batch: u64,
+    pub choices: Vec<usize>,
+    pub status: Status,
+    pub reward: f64,
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_from: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<crate::evaluate::Evaluation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<space::Arch>,
+    /// Unix seconds.
+    pub started_at: f64,
+    pub finished_at: f64,
+}
+
+impl TrialRecord {
+    pub fn accuracy(&self) -> Option<f64> {
+        self.evaluation.as_ref().map(|e| e.val_accuracy)
+    }
+
+    pub fn latency_ms(&self) -> Option<f64> {
+        self.evaluation.as_ref().map(|e| e.latency_ms)
+    }
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Appends one JSON line and makes it durable (flush + fsync) before returning.
+pub fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let mut line = serde_json::to_string(value).map_err(|e| e.to_string())?;
+    line.push('\n');
+    let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(line.as_bytes()).and_then(|_| f.flush()).and_then(|_| f.sync_data()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads a JSON-lines file; a torn last line (a kill mid-write) is ignored, a torn line
+/// elsewhere is an error.
+pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(v) => out.push(v),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => return Err(format!("{}: line {}: {e}", path.display(), i + 1)),
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a file so that readers see the old or the new content, never a mix: temp file,
+/// fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(err)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(err)?;
+    fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// The highest-reward trial that has an evaluation (earliest id on ties).
+pub fn best(records: &[TrialRecord]) -> Option<&TrialRecord> {
+    records.iter().filter(|r| r.evaluation.is_some() && r.arch.is_some()).fold(None, |best: Option<&TrialRecord>, r| match best {
+        Some(b) if b.reward >= r.reward => Some(b),
+        _ => Some(r),
+    })
+}
+
+/// Evaluated, uncached trials not dominated in (higher accuracy, lower latency), by latency.
+pub fn pareto(records: &[TrialRecord]) -> Vec<&TrialRecord> {
+    let done: Vec<&TrialRecord> = records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some()).collect();
+    let dominated = |r: &TrialRecord| {
+        let (a, l) = (r.accuracy().unwrap(), r.latency_ms().unwrap());
+        done.iter().any(|o| {
+            let (oa, ol) = (o.accuracy().unwrap(), o.latency_ms().unwrap());
+            oa >= a && ol <= l && (oa > a || ol < l)
+        })
+    };
+    let mut front: Vec<&TrialRecord> = done.iter().copied().filter(|r| !dominated(r)).collect();
+    front.sort_by(|a, b| a.latency_ms().partial_cmp(&b.latency_ms()).unwrap().then(a.id.cmp(&b.id)));
+    front
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub trials: usize,
+    pub failed: usize,
+    pub invalid: usize,
+    pub cached: usize,
+    pub best_trial: Option<u64>,
+    pub best_reward: Option<f64>,
+    pub best_accuracy: Option<f64>,
+    pub best_latency_ms: Option<f64>,
+    pub best_latency_source: Option<String>,
+    pub wall_seconds: f64,
+}
+
+pub fn summarise(records: &[TrialRecord], wall_seconds: f64) -> Summary {
+    let count = |s: Status| records.iter().filter(|r| r.status == s).count();
+    let b = best(records);
+    Summary {
+        trials: records.len(),
+        failed: count(Status::Failed),
+        invalid: count(Status::Invalid),
+        cached: count(Status::Cached),
+        best_trial: b.map(|r| r.id),
+        best_reward: b.map(|r| r.reward),
+        best_accuracy: b.and_then(|r| r.accuracy()),
+        best_latency_ms: b.and_then(|r| r.latency_ms()),
+        best_latency_source: b.and_then(|r| r.evaluation.as_ref().map(|e| e.latency_source.clone())),
+        wall_seconds,
+    }
+}
+
+/// Writes best.json (a loadable Arch with provenance), pareto.json and summary.json.
+pub fn write_reports(dir: &Path, run: &str, records: &[TrialRecord], wall_seconds: f64) -> Result<Summary, String> {
+    if let Some(b) = best(records) {
+        let e = b.evaluation.as_ref().expect("best has an evaluation");
+        let mut arch = b.arch.clone().expect("best has an arch");
+        arch.provenance = Some(space::Provenance {
+            run: Some(run.to_string()),
+            trial: Some(b.id),
+            seed: Some(b.seed),
+            reward: Some(b.reward),
+            accuracy: Some(e.val_accuracy),
+            latency_ms: Some(e.latency_ms),
+            latency_source: Some(e.latency_source.clone()),
+        });
+        write_atomic(&dir.join("best.json"), (arch.to_json() + "\n").as_bytes())?;
+    }
+    let front: Vec<serde_json::Value> = pareto(records)
+        .iter()
+        .map(|r| serde_json::json!({"id": r.id, "choices": r.choices, "val_accuracy": r.accuracy(), "latency_ms": r.latency_ms(), "reward": r.reward}))
+        .collect();
+    write_json(&dir.join("pareto.json"), &front)?;
+    let summary = summarise(records, wall_seconds);
+    write_json(&dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}

@@ -1,0 +1,316 @@
+//! The search loop: the [`Runner`] asks a strategy for a batch, has an executor evaluate it in
+//! parallel, journals each result as it finishes, then tells the strategy, in trial-id order.
+//!
+//! Resume and its guarantees. Batch b holds trial ids `[b*B, (b+1)*B)`. The checkpoint
+//! (`strategy.json`, written atomically) holds the strategy state after observing batches
+//! `0..k` and nothing later, so proposing from it re-derives batch k exactly (the RNG is in the
+//! state). On resume, batch k is re-proposed; trials already in the journal are reused (their
+//! choices must match, or resume stops with an error), the rest are re-issued; then the strategy
+//! observes the full batch. Therefore: a SIGKILL at any instant loses no journalled trial,
+//! counts none twice (ids are unique; a journalled id is never re-evaluated), and the resumed
+//! run reaches the same trials as an uninterrupted one. Journal line order can differ with
+//! several workers (lines are appended on completion); the content per id does not, except
+//! timestamps.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::evaluate::{Evaluation, Executor, TrialSpec};
+use crate::results::{self, append_line, read_lines, unix_now, write_json, Status, Summary, TrialRecord};
+use crate::reward::{LatencyBudget, Reward, Target};
+use crate::strategy::{self, mix, Observation, Strategy, StrategyConfig};
+
+/// Reward given to invalid and failed candidates.
+pub const PENALTY: f64 = 0.0;
+
+/// Everything needed to reproduce a run; written to `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub strategy: StrategyConfig,
+    /// `default` or a search-space file.
+    pub space: String,
+    pub classes: Option<usize>,
+    pub reward: Reward,
+    /// `proxy` or `surrogate`.
+    pub evaluator: String,
+    pub trials: usize,
+    /// Wall-clock budget in seconds; checked between batches.
+    pub time_seconds: Option<f64>,
+    pub workers: usize,
+    /// CPU threads in total, shared evenly by the workers.
+    pub threads: usize,
+    /// Candidates per strategy update (0: one per worker, at least 8).
+    pub batch_size: usize,
+    pub data: String,
+    /// The proxy trainer's settings, recorded as given.
+    pub proxy: serde_json::Value,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            seed: 0,
+            strategy: StrategyConfig::default(),
+            space: "default".into(),
+            classes: None,
+            reward: Reward::soft(Target::Latency(LatencyBudget::from_ms(75.0).unwrap())),
+            evaluator: "proxy".into(),
+            trials: 300,
+            time_seconds: None,
+            workers: 1,
+            threads: 1,
+            batch_size: 0,
+            data: "default".into(),
+            proxy: serde_json::json!({"epochs": 5}),
+        }
+    }
+}
+
+impl RunConfig {
+    pub fn batch(&self) -> usize {
+        match self.batch_size {
+            0 => self.workers.max(8),
+            n => n,
+        }
+    }
+}
+
+/// The strategy checkpoint: its state after observing `batches_done` batches.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    batches_done: u64,
+    elapsed_seconds: f64,
+    strategy: serde_json::Value,
+}
+
+pub struct Runner {
+    dir: PathBuf,
+    config: RunConfig,
+    space: space::SearchSpace,
+    executor: Box<dyn Executor>,
+    strategy: Box<dyn Strategy>,
+    records: HashMap<u64, TrialRecord>,
+    batches_done: u64,
+    elapsed_before: f64,
+    progress: bool,
+    /// Test hook: stop (as if killed) after this many journal appends.
+    pub crash_after: Option<usize>,
+}
+
+fn trial_seed(seed: u64, id: u64) -> u64 {
+    mix(seed ^ mix(id))
+}
+
+impl Runner {
+    /// Starts a new run in `dir` (created; must not already hold a run).
+    pub fn create(dir: &Path, config: RunConfig, space: space::SearchSpace, executor: Box<dyn Executor>) -> Result<Self, String> {
+        if dir.join("config.json").exists() {
+            return Err(format!("{} already holds a run (hint: --resume {0} continues it)", dir.display()));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        write_json(&dir.join("config.json"), &config)?;
+        Self::open(dir, config, space, executor)
+    }
+
+    /// Reopens a run from its folder, with `config` as recorded there (budget fields may differ).
+    pub fn resume(dir: &Path, config: RunConfig, space: space::SearchSpace, executor: Box<dyn Executor>) -> Result<Self, String> {
+        write_json(&dir.join("config.json"), &config)?;
+        Self::open(dir, config, space, executor)
+    }
+
+    /// Reads `config.json` of a run folder.
+    pub fn read_config(dir: &Path) -> Result<RunConfig, String> {
+        let path = dir.join("config.json");
+        let text = std::fs::read(&path).map_err(|e| format!("{}: {e} (hint: is this a run folder?)", path.display()))?;
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn open(dir: &Path, config: RunConfig, space: space::SearchSpace, executor: Box<dyn Executor>) -> Result<Self, String> {
+        let mut strategy = strategy::build(&config.strategy, &space.num_options(), config.seed)?;
+        let (mut batches_done, mut elapsed_before) = (0, 0.0);
+        let ckpt = dir.join("strategy.json");
+        if ckpt.exists() {
+            let text = std::fs::read(&ckpt).map_err(|e| format!("{}: {e}", ckpt.display()))?;
+            let c: Checkpoint = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", ckpt.display()))?;
+            strategy.load(c.strategy)?;
+            (batches_done, elapsed_before) = (c.batches_done, c.elapsed_seconds);
+        }
+        let records = read_lines::<TrialRecord>(&dir.join("trials.jsonl"))?.into_iter().map(|r| (r.id, r)).collect();
+        let dir = dir.to_path_buf();
+        Ok(Runner { dir, config, space, executor, strategy, records, batches_done, elapsed_before, progress: false, crash_after: None })
+    }
+
+    pub fn with_progress(mut self, on: bool) -> Self {
+        self.progress = on;
+        self
+    }
+
+    /// All finished trials so far, by id.
+    pub fn records(&self) -> Vec<TrialRecord> {
+        let mut all: Vec<TrialRecord> = self.records.values().cloned().collect();
+        all.sort_by_key(|r| r.id);
+        all
+    }
+
+    /// Runs until the trial or time budget is spent, then writes the reports.
+    pub fn run(&mut self) -> Result<Summary, String> {
+        let start = Instant::now();
+        let bar = self.progress_bar();
+        let batch = self.config.batch() as u64;
+        let total = self.config.trials as u64;
+        let mut appended = 0usize;
+        while self.batches_done * batch < total {
+            let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
+            if self.config.time_seconds.is_some_and(|t| elapsed >= t) {
+                break;
+            }
+            let ids: Vec<u64> = (self.batches_done * batch..((self.batches_done + 1) * batch).min(total)).collect();
+            let proposals = self.strategy.propose(ids.len());
+            self.run_batch(&ids, proposals, &mut appended, &bar)?;
+            let observations: Vec<Observation> = ids.iter().map(|id| observation(&self.records[id])).collect();
+            self.strategy.observe(&observations);
+            self.batches_done += 1;
+            let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
+            let ckpt = Checkpoint { batches_done: self.batches_done, elapsed_seconds: elapsed, strategy: self.strategy.save() };
+            write_json(&self.dir.join("strategy.json"), &ckpt)?;
+        }
+        bar.finish_and_clear();
+        let wall = self.elapsed_before + start.elapsed().as_secs_f64();
+        let run = self.dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+        results::write_reports(&self.dir, &run, &self.records(), wall)
+    }
+
+    fn progress_bar(&self) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(self.config.trials as u64);
+        let style = indicatif::ProgressStyle::with_template("trial {pos}/{len} [{elapsed_precise}, eta {eta}] {msg}");
+        bar.set_style(style.unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+        bar.set_position(self.records.len() as u64);
+        bar
+    }
+
+    /// Evaluates the not-yet-journalled trials of one batch and journals each on completion.
+    fn run_batch(&mut self, ids: &[u64], proposals: Vec<Vec<usize>>, appended: &mut usize, bar: &indicatif::ProgressBar) -> Result<(), String> {
+        let mut by_choices: HashMap<Vec<usize>, u64> = HashMap::new();
+        for r in self.records.values().filter(|r| matches!(r.status, Status::Ok | Status::Failed)) {
+            by_choices.entry(r.choices.clone()).and_modify(|id| *id = (*id).min(r.id)).or_insert(r.id);
+        }
+        let (mut specs, mut duplicates, mut instant) = (Vec::new(), Vec::new(), Vec::new());
+        for (&id, choices) in ids.iter().zip(proposals) {
+            if let Some(done) = self.records.get(&id) {
+                if done.choices != choices {
+                    return Err(format!("trial {id}: journal disagrees with the checkpointed strategy (was the run folder edited?)"));
+                }
+                continue;
+            }
+            let seed = trial_seed(self.config.seed, id);
+            let record = |status, error: Option<String>| TrialRecord {
+                id, batch: self.batches_done, choices: choices.clone(), status, reward: PENALTY, seed,
+                cached_from: None, error, evaluation: None, arch: None, started_at: unix_now(), finished_at: unix_now(),
+            };
+            if let Some(&orig) = by_choices.get(&choices) {
+                duplicates.push((record(Status::Cached, None), orig));
+                continue;
+            }
+            match self.space.decode(&choices) {
+                Err(e) => instant.push(record(Status::Invalid, Some(e.to_string()))),
+                Ok(arch) => {
+                    by_choices.insert(choices.clone(), id);
+                    let threads = (self.config.threads / self.executor.workers()).max(1);
+                    specs.push(TrialSpec { id, arch, choices, seed, threads });
+                }
+            }
+        }
+        for (id, spec) in specs.iter().map(|s| (s.id, s)) {
+            append_line(&self.dir.join("started.jsonl"), &serde_json::json!({"id": id, "choices": spec.choices, "at": unix_now()}))?;
+        }
+        for r in instant {
+            self.journal(r, appended, bar)?;
+        }
+        let batch_index = self.batches_done;
+        let started = unix_now();
+        let reward = self.config.reward;
+        let mut failure = Ok(());
+        let executor = std::mem::replace(&mut self.executor, Box::new(NoExecutor));
+        executor.run(specs, &mut |spec, result| {
+            let r = finished(spec, result.and_then(Evaluation::check), &reward, batch_index, started);
+            if failure.is_ok() {
+                failure = self.journal(r, appended, bar);
+            }
+        });
+        self.executor = executor;
+        failure?;
+        for (mut r, orig) in duplicates {
+            let o = &self.records[&orig];
+            (r.status, r.reward, r.evaluation, r.arch, r.error) = (Status::Cached, o.reward, o.evaluation.clone(), o.arch.clone(), o.error.clone());
+            r.cached_from = Some(orig);
+            r.finished_at = unix_now();
+            self.journal(r, appended, bar)?;
+        }
+        Ok(())
+    }
+
+    /// Makes a finished trial durable, then visible to the loop.
+    fn journal(&mut self, record: TrialRecord, appended: &mut usize, bar: &indicatif::ProgressBar) -> Result<(), String> {
+        if self.crash_after.is_some_and(|n| *appended >= n) {
+            return Err("simulated crash".into());
+        }
+        append_line(&self.dir.join("trials.jsonl"), &record)?;
+        *appended += 1;
+        let best = self.records.values().map(|r| r.reward).fold(record.reward, f64::max);
+        let last = match &record.evaluation {
+            Some(e) => format!("last acc {:.4} lat {:.1}ms", e.val_accuracy, e.latency_ms),
+            None => format!("last {:?}", record.status).to_lowercase(),
+        };
+        bar.set_message(format!("best reward {best:.4} | {last}"));
+        bar.inc(1);
+        self.records.insert(record.id, record);
+        Ok(())
+    }
+}
+
+fn observation(r: &TrialRecord) -> Observation {
+    let failed = matches!(r.status, Status::Invalid | Status::Failed) || r.evaluation.is_none();
+    Observation { choices: r.choices.clone(), reward: r.reward, failed }
+}
+
+fn finished(spec: &TrialSpec, result: Result<Evaluation, String>, reward: &Reward, batch: u64, started: f64) -> TrialRecord {
+    let (status, score, evaluation, error) = match result {
+        Ok(e) => {
+            let cost = reward.target.cost_of(e.latency_ms, e.macs, e.params);
+            (Status::Ok, reward.score(e.val_accuracy, cost), Some(e), None)
+        }
+        Err(msg) => (Status::Failed, PENALTY, None, Some(msg)),
+    };
+    TrialRecord {
+        id: spec.id,
+        batch,
+        choices: spec.choices.clone(),
+        status,
+        reward: score,
+        seed: spec.seed,
+        cached_from: None,
+        error,
+        evaluation,
+        arch: Some(spec.arch.clone()),
+        started_at: started,
+        finished_at: unix_now(),
+    }
+}
+
+/// Placeholder while the real executor is borrowed out during a batch.
+struct NoExecutor;
+
+impl Executor for NoExecutor {
+    fn run(&self, _: Vec<TrialSpec>, _: &mut dyn FnMut(&TrialSpec, Result<Evaluation, String>)) {}
+    fn workers(&self) -> usize {
+        1
+    }
+}
