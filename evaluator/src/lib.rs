@@ -15,6 +15,11 @@ pub fn set_threads(threads: usize) -> usize {
     let threads = threads.max(1);
     if std::env::var_os("MIXNAS_THREADS_SET").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        // candle's CPU ops run on a second pool whose idle workers spin for a long time; next to
+        // the kernels' rayon pool on few cores that spinning steals the cores (1.7x on 2 cores).
+        if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
+            std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "100");
+        }
         std::env::set_var("MIXNAS_THREADS_SET", "1");
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     }

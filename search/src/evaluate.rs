@@ -9,7 +9,7 @@ mod executor;
 mod surrogate;
 
 pub use executor::LocalPool;
-pub use surrogate::SurrogateEvaluator;
+pub use surrogate::{surrogate_accuracy, surrogate_latency_ms, SurrogateEvaluator};
 
 use serde::{Deserialize, Serialize};
 

@@ -198,9 +198,11 @@ impl Runner {
 
     /// Evaluates the not-yet-journalled trials of one batch and journals each on completion.
     fn run_batch(&mut self, ids: &[u64], proposals: Vec<Vec<usize>>, appended: &mut usize, bar: &indicatif::ProgressBar) -> Result<(), String> {
+        // Keyed by canonical choices: non-canonical vectors decode to the same architecture.
+        let key = |c: &[usize]| self.space.canonical(c).unwrap_or_else(|_| c.to_vec());
         let mut by_choices: HashMap<Vec<usize>, u64> = HashMap::new();
         for r in self.records.values().filter(|r| matches!(r.status, Status::Ok | Status::Failed)) {
-            by_choices.entry(r.choices.clone()).and_modify(|id| *id = (*id).min(r.id)).or_insert(r.id);
+            by_choices.entry(key(&r.choices)).and_modify(|id| *id = (*id).min(r.id)).or_insert(r.id);
         }
         let (mut specs, mut duplicates, mut instant) = (Vec::new(), Vec::new(), Vec::new());
         for (&id, choices) in ids.iter().zip(proposals) {
@@ -215,14 +217,14 @@ impl Runner {
                 id, batch: self.batches_done, choices: choices.clone(), status, reward: PENALTY, seed,
                 cached_from: None, error, evaluation: None, arch: None, started_at: unix_now(), finished_at: unix_now(),
             };
-            if let Some(&orig) = by_choices.get(&choices) {
+            if let Some(&orig) = by_choices.get(&key(&choices)) {
                 duplicates.push((record(Status::Cached, None), orig));
                 continue;
             }
             match self.space.decode(&choices) {
                 Err(e) => instant.push(record(Status::Invalid, Some(e.to_string()))),
                 Ok(arch) => {
-                    by_choices.insert(choices.clone(), id);
+                    by_choices.insert(key(&choices), id);
                     let threads = (self.config.threads / self.executor.workers()).max(1);
                     specs.push(TrialSpec { id, arch, choices, seed, threads });
                 }

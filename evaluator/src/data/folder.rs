@@ -104,9 +104,7 @@ fn decode_all(files: &[PathBuf], size: Option<(usize, usize)>) -> Result<(Vec<u8
 }
 
 fn open(path: &Path) -> Result<DynamicImage, DataError> {
-    // One read into memory: small files decode faster from a slice than through a BufReader.
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes));
+    let reader = image::ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
     let reader = reader.with_guessed_format().map_err(|e| DataError::io(path, e))?;
     reader.decode().map_err(|e| DataError::BadImage { path: path.to_path_buf(), reason: e.to_string() })
 }

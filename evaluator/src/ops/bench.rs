@@ -23,6 +23,9 @@ pub struct OpTiming {
 
 type OpFn = Box<dyn Fn(&[Tensor]) -> Result<Tensor>>;
 
+/// Name, inputs, fast op, reference op.
+type Case = (String, Vec<Tensor>, OpFn, OpFn);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -48,10 +51,13 @@ fn rand(shape: &[usize]) -> Result<Tensor> {
     Tensor::randn(0f32, 1., shape, &Device::Cpu)
 }
 
-fn mix_case(n: usize, c: usize, hw: usize, kernels: &[usize], stride: usize) -> Result<(String, Vec<Tensor>, OpFn, OpFn)> {
+fn mix_case(n: usize, c: usize, hw: usize, kernels: &[usize], stride: usize) -> Result<Case> {
     let split = space::scale::split_equal(c, kernels.len());
-    let groups: Vec<DepthwiseGroup> =
-        split.iter().zip(kernels).map(|(&channels, &kernel)| DepthwiseGroup { channels, kernel, dilation: 1 }).collect();
+    let groups: Vec<DepthwiseGroup> = split
+        .iter()
+        .zip(kernels)
+        .map(|(&channels, &kernel)| DepthwiseGroup { channels, kernel, dilation: 1 })
+        .collect();
     let mut inputs = vec![rand(&[n, c, hw, hw])?];
     for g in &groups {
         inputs.push(rand(&[g.channels, 1, g.kernel, g.kernel])?);
@@ -67,16 +73,21 @@ fn mix_case(n: usize, c: usize, hw: usize, kernels: &[usize], stride: usize) -> 
     ))
 }
 
-fn pointwise_case(n: usize, cin: usize, cout: usize, hw: usize, groups: usize) -> Result<(String, Vec<Tensor>, OpFn, OpFn)> {
+fn pointwise_case(n: usize, cin: usize, cout: usize, hw: usize, groups: usize) -> Result<Case> {
     let mut inputs = vec![rand(&[n, cin, hw, hw])?];
     for (i, o) in space::scale::split_equal(cin, groups).into_iter().zip(space::scale::split_equal(cout, groups)) {
         inputs.push(rand(&[o, i, 1, 1])?);
     }
     let name = format!("pointwise {cin}->{cout} g{groups}");
-    Ok((name, inputs, Box::new(|t| super::pointwise(&t[0], &t[1..])), Box::new(|t| reference::pointwise(&t[0], &t[1..]))))
+    Ok((
+        name,
+        inputs,
+        Box::new(|t| super::pointwise(&t[0], &t[1..])),
+        Box::new(|t| reference::pointwise(&t[0], &t[1..])),
+    ))
 }
 
-fn cases() -> Result<Vec<(String, Vec<Tensor>, OpFn, OpFn)>> {
+fn cases() -> Result<Vec<Case>> {
     let mut cases = vec![];
     for stride in [1, 2] {
         for k in [3, 5, 7, 9, 11] {
@@ -103,14 +114,24 @@ fn cases() -> Result<Vec<(String, Vec<Tensor>, OpFn, OpFn)>> {
         Box::new(|t| reference::channel_affine(&t[0], &t[1], &t[2], Act::Swish)),
     ));
     let x = bn_x[0].clone();
-    cases.push(("channel_mean".into(), vec![x.clone()], Box::new(|t| super::channel_mean(&t[0])), Box::new(|t| reference::channel_mean(&t[0]))));
+    cases.push((
+        "channel_mean".into(),
+        vec![x.clone()],
+        Box::new(|t| super::channel_mean(&t[0])),
+        Box::new(|t| reference::channel_mean(&t[0])),
+    ));
     cases.push((
         "channel_scale".into(),
         vec![x.clone(), rand(&[64, 240])?],
         Box::new(|t| super::channel_scale(&t[0], &t[1])),
         Box::new(|t| reference::channel_scale(&t[0], &t[1])),
     ));
-    cases.push(("swish".into(), vec![rand(&[64, 240, 16, 16])?], Box::new(|t| super::swish(&t[0])), Box::new(|t| reference::swish(&t[0]))));
+    cases.push((
+        "swish".into(),
+        vec![rand(&[64, 240, 16, 16])?],
+        Box::new(|t| super::swish(&t[0])),
+        Box::new(|t| reference::swish(&t[0])),
+    ));
     Ok(cases)
 }
 

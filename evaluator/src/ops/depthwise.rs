@@ -74,7 +74,7 @@ impl Geom {
             }
             let cols = (0..g.kernel).map(|kx| valid_range(size.1, w, s, kx * g.dilation, l)).collect();
             groups.push(Group { c0, channels: g.channels, k: g.kernel, dil: g.dilation, w0, pad_t: t, cols });
-            group_of.extend(std::iter::repeat(gi).take(g.channels));
+            group_of.extend((0..g.channels).map(|_| gi));
             c0 += g.channels;
             w0 += g.channels * g.kernel * g.kernel;
         }
@@ -344,7 +344,9 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() -> Result<()> {
-        for spec in [spec(&[(2, 3, 1), (3, 5, 2)], 2, Padding::TfSame), spec(&[(3, 5, 1)], 1, Padding::PytorchSymmetric)] {
+        for spec in
+            [spec(&[(2, 3, 1), (3, 5, 2)], 2, Padding::TfSame), spec(&[(3, 5, 1)], 1, Padding::PytorchSymmetric)]
+        {
             let f = |t: &[Tensor]| mix_conv(&t[0], &t[1..], &spec);
             grad_check(&f, &inputs(2, (7, 6), &spec, DType::F64)?, 40, "mix_conv")?;
         }

@@ -152,13 +152,16 @@ fn to_f64_vec(t: &Tensor) -> Result<Vec<f64>> {
     t.to_dtype(DType::F64)?.to_vec1::<f64>()
 }
 
+/// Per-channel (mean, biased variance), written by the forward.
+type SharedStats = Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>;
+
 /// Training batch norm over `(x, gamma, beta)`. The forward leaves its statistics in `stats`:
 /// the caller reads them for the running averages and the backward reuses them.
 struct BatchNormOp {
     d: Dims,
     eps: f64,
     act: Act,
-    stats: Arc<Mutex<Option<(Vec<f64>, Vec<f64>)>>>,
+    stats: SharedStats,
 }
 
 impl BatchNormOp {
@@ -229,7 +232,13 @@ fn check_channel_params(op: &str, x: &Tensor, params: [&Tensor; 2]) -> Result<Di
 }
 
 /// Fast [`super::batch_norm_train`].
-pub(crate) fn batch_norm_train(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, act: Act) -> Result<(Tensor, BatchStats)> {
+pub(crate) fn batch_norm_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    act: Act,
+) -> Result<(Tensor, BatchStats)> {
     let d = check_channel_params("batch_norm_train", x, [gamma, beta])?;
     let stats = Arc::new(Mutex::new(None));
     let op = BatchNormOp { d, eps, act, stats: stats.clone() };
@@ -389,7 +398,7 @@ mod tests {
             check_against(&fast, &slow, &inputs(&[3, 6, 5, 3], DType::F32)?, &format!("channel_affine {act:?}"))?;
         }
         let x = (rand(&[3, 5, 7, 2], 4, DType::F32)? * 6.0)?;
-        check_against(&|t| swish(&t[0]), &|t| reference::swish(&t[0]), &[x.clone()], "swish")?;
+        check_against(&|t| swish(&t[0]), &|t| reference::swish(&t[0]), std::slice::from_ref(&x), "swish")?;
         check_against(&|t| swish(&t[0]), &|t| reference::swish(&t[0]), &[x.flatten_from(1)?], "swish 2d")
     }
 

@@ -58,9 +58,37 @@ type View<T> = (*const T, isize, isize);
 /// # Safety
 /// Every view must cover its matrix inside a live allocation, and `dst` must not alias `a`/`b`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul<T: Real>(mkn: (usize, usize, usize), dst: *mut T, ld: usize, acc: bool, a: View<T>, b: View<T>, par: Parallelism) {
+unsafe fn matmul<T: Real>(
+    mkn: (usize, usize, usize),
+    dst: *mut T,
+    ld: usize,
+    acc: bool,
+    a: View<T>,
+    b: View<T>,
+    par: Parallelism,
+) {
     let (m, k, n) = mkn;
-    gemm::gemm(m, n, k, dst, 1, ld as isize, acc, a.0, a.2, a.1, b.0, b.2, b.1, T::ONE, T::ONE, false, false, false, par);
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        ld as isize,
+        acc,
+        a.0,
+        a.2,
+        a.1,
+        b.0,
+        b.2,
+        b.1,
+        T::ONE,
+        T::ONE,
+        false,
+        false,
+        false,
+        par,
+    );
 }
 
 struct PointwiseOp {
@@ -255,7 +283,8 @@ mod tests {
 
     #[test]
     fn matches_reference_forward_and_backward() -> Result<()> {
-        let cases: [(usize, (usize, usize), &[(usize, usize)]); 5] = [
+        type Case<'a> = (usize, (usize, usize), &'a [(usize, usize)]);
+        let cases: [Case; 5] = [
             (3, (5, 7), &[(10, 16)]),
             (5, (4, 3), &[(5, 6), (5, 6)]),
             (2, (3, 3), &[(4, 3), (3, 3), (3, 2)]),
@@ -284,7 +313,8 @@ mod tests {
         let ts = inputs(2, (3, 3), &[(4, 3), (3, 2)], DType::F32)?;
         assert!(pointwise(&ts[0], &ts[1..2]).is_err());
         assert!(pointwise(&ts[0], &[rand(&[3, 7, 3, 3], 2, DType::F32)?]).is_err());
-        let err = pointwise(&ts[0].to_dtype(DType::BF16)?, &[ts[1].to_dtype(DType::BF16)?, ts[2].to_dtype(DType::BF16)?]);
+        let err =
+            pointwise(&ts[0].to_dtype(DType::BF16)?, &[ts[1].to_dtype(DType::BF16)?, ts[2].to_dtype(DType::BF16)?]);
         assert!(err.unwrap_err().to_string().contains("unsupported dtype"));
         Ok(())
     }

@@ -4,6 +4,7 @@ mod bench;
 mod infer;
 mod inspect;
 mod latency;
+mod search;
 mod space;
 mod train;
 
@@ -33,6 +34,8 @@ pub enum Command {
     Space(space::SpaceArgs),
     /// Measured and predicted latency on this machine; build or validate the lookup table.
     Latency(latency::LatencyArgs),
+    /// Latency-aware architecture search; writes a run folder with best.json.
+    Search(search::SearchArgs),
     /// Benchmarks matching the PyTorch / ONNX Runtime yardsticks.
     Bench(bench::BenchArgs),
 }
@@ -47,6 +50,7 @@ fn exec(command: Command) -> Result<i32, String> {
         Command::Inspect(a) => inspect::exec(a),
         Command::Space(a) => space::exec(a),
         Command::Latency(a) => latency::exec(a),
+        Command::Search(a) => search::exec(a),
     }
 }
 

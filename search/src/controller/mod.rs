@@ -46,7 +46,7 @@ impl Default for ControllerConfig {
         ControllerConfig {
             hidden: 64,
             init_range: 0.1,
-            learning_rate: 1e-3,
+            learning_rate: 5e-3,
             temperature: 5.0,
             tanh_constant: 2.5,
             entropy_weight: 1e-4,

@@ -1,0 +1,176 @@
+//! `nas search`: flags over `configs/search.json` (or `--config`) into a [`RunConfig`], then
+//! the [`Runner`]. All checks happen before the run folder is created.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use crate::evaluate::{Evaluator, LocalPool, SurrogateEvaluator};
+use crate::reward::{LatencyBudget, Reward, Target};
+use crate::runner::{RunConfig, Runner};
+use crate::strategy::{SeededRng, StrategyKind};
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Latency target at 224x224, batch 1: 75ms, 0.075s or 75000us.
+    #[arg(long, value_name = "TIME", help_heading = "Search options")]
+    pub target_latency: Option<LatencyBudget>,
+    /// soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1).
+    #[arg(long, value_parser = ["soft", "hard"], help_heading = "Search options")]
+    pub reward: Option<String>,
+    /// Reward exponent while within the target (overrides --reward).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Search options")]
+    pub alpha: Option<f64>,
+    /// Reward exponent above the target (overrides --reward).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Search options")]
+    pub beta: Option<f64>,
+    /// reinforce, ppo, random or evolution.
+    #[arg(long, help_heading = "Search options")]
+    pub strategy: Option<StrategyKind>,
+    #[arg(long, value_name = "N", help_heading = "Search options")]
+    pub trials: Option<usize>,
+    /// Wall-clock budget: 90s, 30m or 2h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Search options")]
+    pub time: Option<f64>,
+    #[arg(long, help_heading = "Search options")]
+    pub seed: Option<u64>,
+    /// A search-space file (default: the embedded MixNet space).
+    #[arg(long, help_heading = "Search options")]
+    pub space: Option<String>,
+    /// Parallel evaluations.
+    #[arg(long, value_name = "W", help_heading = "Evaluation options")]
+    pub workers: Option<usize>,
+    /// CPU threads in total, shared by the workers.
+    #[arg(long, value_name = "N", help_heading = "Evaluation options")]
+    pub threads: Option<usize>,
+    /// proxy (real training) or surrogate (closed form, for testing).
+    #[arg(long, value_parser = ["proxy", "surrogate"], help_heading = "Evaluation options")]
+    pub evaluator: Option<String>,
+    /// Proxy data: `default` or a data folder.
+    #[arg(long, help_heading = "Evaluation options")]
+    pub data: Option<String>,
+    /// Run folder (default: results/run-<time>).
+    #[arg(long, help_heading = "Output options")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "out", help_heading = "Output options")]
+    pub resume: Option<PathBuf>,
+    /// Defaults file [default: configs/search.json if present].
+    #[arg(long, help_heading = "Output options")]
+    pub config: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long, help_heading = "Output options")]
+    pub quiet: bool,
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let bad = || format!("invalid duration `{s}` (hint: 90s, 30m or 2h)");
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?);
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    n.parse::<f64>().ok().filter(|v| *v > 0.0).map(|v| v * scale).ok_or_else(bad)
+}
+
+fn base_config(args: &SearchArgs) -> Result<RunConfig, String> {
+    if let Some(dir) = &args.resume {
+        return Runner::read_config(dir);
+    }
+    let path = match &args.config {
+        Some(p) => p.clone(),
+        None if Path::new("configs/search.json").exists() => PathBuf::from("configs/search.json"),
+        None => return Ok(RunConfig::default()),
+    };
+    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
+    if let Some(t) = a.target_latency {
+        c.reward.target = Target::Latency(t);
+    }
+    match a.reward.as_deref() {
+        Some("hard") => c.reward = Reward::hard(c.reward.target),
+        Some(_) => c.reward = Reward::soft(c.reward.target),
+        None => {}
+    }
+    c.reward.alpha = a.alpha.unwrap_or(c.reward.alpha);
+    c.reward.beta = a.beta.unwrap_or(c.reward.beta);
+    c.strategy.kind = a.strategy.unwrap_or(c.strategy.kind);
+    c.trials = a.trials.unwrap_or(c.trials);
+    c.time_seconds = a.time.or(c.time_seconds);
+    c.seed = a.seed.unwrap_or(c.seed);
+    c.space = a.space.clone().unwrap_or(c.space);
+    c.workers = a.workers.unwrap_or(c.workers).max(1);
+    c.threads = a.threads.unwrap_or(c.threads).max(1);
+    c.evaluator = a.evaluator.clone().unwrap_or(c.evaluator);
+    c.data = a.data.clone().unwrap_or(c.data);
+    Ok(c)
+}
+
+fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
+    let s = match c.space.as_str() {
+        "default" => ::space::SearchSpace::default_space(),
+        path => ::space::SearchSpace::load(path).map_err(|e| e.to_string())?,
+    };
+    Ok(match c.classes {
+        Some(n) => s.with_classes(n),
+        None => s,
+    })
+}
+
+fn evaluator(c: &RunConfig) -> Result<Arc<dyn Evaluator>, String> {
+    match c.evaluator.as_str() {
+        "surrogate" => Ok(Arc::new(SurrogateEvaluator)),
+        "proxy" => Err("the proxy evaluator is not available in `nas search` yet (hint: --evaluator surrogate)".into()),
+        other => Err(format!("unknown evaluator `{other}` (hint: proxy or surrogate)")),
+    }
+}
+
+/// Warns when the latency target is far below every architecture we can find cheaply
+/// (surrogate latency of the all-first-options point and 256 random points).
+fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace) {
+    let Target::Latency(t) = c.reward.target else { return };
+    let mut rng = SeededRng::new(c.seed);
+    let mut points: Vec<Vec<usize>> = (0..256).map(|_| space.sample(&mut rng)).collect();
+    points.push(vec![0; space.decisions.len()]);
+    let fastest = points
+        .iter()
+        .filter_map(|p| space.decode(p).ok())
+        .map(|a| crate::evaluate::surrogate_latency_ms(&a))
+        .fold(f64::INFINITY, f64::min);
+    if t.ms() < 0.5 * fastest {
+        eprintln!("nas: warning: target {t} looks unreachable: the fastest architecture found is about {fastest:.1}ms (surrogate model); searching anyway");
+    }
+}
+
+pub fn exec(args: SearchArgs) -> Result<i32, String> {
+    let config = apply_flags(base_config(&args)?, &args)?;
+    let space = load_space(&config)?;
+    let pool = Box::new(LocalPool::new(evaluator(&config)?, config.workers));
+    warn_if_unreachable(&config, &space);
+    let mut runner = match &args.resume {
+        Some(dir) => Runner::resume(dir, config, space, pool)?,
+        None => {
+            let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/run-{}", crate::results::unix_now() as u64)));
+            let fresh = !dir.exists();
+            Runner::create(&dir, config, space, pool).inspect_err(|_| {
+                if fresh {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            })?
+        }
+    };
+    runner = runner.with_progress(!args.quiet);
+    let s = runner.run()?;
+    let best = match (s.best_reward, s.best_accuracy, s.best_latency_ms) {
+        (Some(r), Some(a), Some(l)) => format!("best trial {} reward {r:.4} accuracy {a:.4} latency {l:.1}ms", s.best_trial.unwrap_or(0)),
+        _ => "no trial finished".into(),
+    };
+    eprintln!("nas search: {} trials ({} failed, {} cached), {best}", s.trials, s.failed + s.invalid, s.cached);
+    Ok(if s.failed + s.invalid > 0 { 1 } else { 0 })
+}

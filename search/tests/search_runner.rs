@@ -1,0 +1,115 @@
+//! The runner on the surrogate: resume after a crash gives the uninterrupted journal; failed
+//! evaluations are penalised, not fatal; duplicates reuse earlier results; the run folder is
+//! complete and best.json loads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use search::evaluate::{Evaluation, Evaluator, LocalPool, SurrogateEvaluator, TrialSpec};
+use search::results::{read_lines, Status, TrialRecord};
+use search::runner::{RunConfig, Runner};
+use search::strategy::StrategyKind;
+
+fn config(kind: StrategyKind, trials: usize) -> RunConfig {
+    let mut c = RunConfig { trials, workers: 3, threads: 3, batch_size: 6, evaluator: "surrogate".into(), seed: 11, ..Default::default() };
+    c.strategy.kind = kind;
+    c
+}
+
+fn runner(dir: &Path, c: RunConfig, ev: Arc<dyn Evaluator>, space: space::SearchSpace) -> Runner {
+    let workers = c.workers;
+    Runner::create(dir, c, space, Box::new(LocalPool::new(ev, workers))).unwrap()
+}
+
+/// The journal by id, without timestamps.
+fn journal(dir: &Path) -> Vec<TrialRecord> {
+    let mut r: Vec<TrialRecord> = read_lines(&dir.join("trials.jsonl")).unwrap();
+    r.sort_by_key(|r| r.id);
+    for t in &mut r {
+        (t.started_at, t.finished_at) = (0.0, 0.0);
+    }
+    r
+}
+
+#[test]
+fn resume_after_a_crash_reaches_the_same_journal() {
+    for kind in [StrategyKind::Reinforce, StrategyKind::Ppo, StrategyKind::Evolution, StrategyKind::Random] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let space = space::SearchSpace::default_space();
+        runner(&a, config(kind, 40), Arc::new(SurrogateEvaluator), space.clone()).run().unwrap();
+        for crash in [9, 4, 13] {
+            let c = config(kind, 40);
+            let mut r = match b.join("config.json").exists() {
+                false => runner(&b, c, Arc::new(SurrogateEvaluator), space.clone()),
+                true => Runner::resume(&b, c, space.clone(), Box::new(LocalPool::new(Arc::new(SurrogateEvaluator), 3))).unwrap(),
+            };
+            r.crash_after = Some(crash);
+            assert_eq!(r.run().unwrap_err(), "simulated crash");
+        }
+        let c = Runner::read_config(&b).unwrap();
+        let s = Runner::resume(&b, c, space, Box::new(LocalPool::new(Arc::new(SurrogateEvaluator), 2))).unwrap().run().unwrap();
+        assert_eq!(s.trials, 40);
+        assert_eq!(journal(&a), journal(&b), "{kind:?}");
+        for f in ["config.json", "strategy.json", "started.jsonl", "best.json", "pareto.json", "summary.json"] {
+            assert!(b.join(f).exists(), "{f}");
+        }
+        let best = space::load_arch(b.join("best.json").to_str().unwrap()).unwrap();
+        assert_eq!(best.provenance.unwrap().latency_source.as_deref(), Some("surrogate"));
+    }
+}
+
+struct Flaky;
+
+impl Evaluator for Flaky {
+    fn evaluate(&self, t: &TrialSpec) -> Result<Evaluation, String> {
+        let mut e = SurrogateEvaluator.evaluate(t)?;
+        match t.id % 4 {
+            0 => Err("out of memory".into()),
+            1 => panic!("kernel failure"),
+            2 => {
+                e.val_accuracy = f64::NAN;
+                Ok(e)
+            }
+            _ => Ok(e),
+        }
+    }
+}
+
+#[test]
+fn failed_candidates_are_penalised_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = runner(tmp.path(), config(StrategyKind::Reinforce, 24), Arc::new(Flaky), space::SearchSpace::default_space()).run().unwrap();
+    assert_eq!((s.trials, s.failed), (24, 18));
+    for r in journal(tmp.path()) {
+        let failed = r.status == Status::Failed;
+        assert_eq!(failed, r.id % 4 != 3, "{}", r.id);
+        if failed {
+            assert_eq!(r.reward, 0.0);
+            assert!(r.error.is_some());
+        }
+    }
+}
+
+#[test]
+fn duplicate_architectures_reuse_the_earlier_result() {
+    // Only row 1's depth varies: two architectures, so most trials are duplicates.
+    let mut v: serde_json::Value = serde_json::from_str(include_str!("../../configs/space-mixnet.json")).unwrap();
+    for (_, opts) in v["options"].as_object_mut().unwrap() {
+        opts.as_array_mut().unwrap().truncate(1);
+    }
+    for row in v["rows"].as_array_mut().unwrap() {
+        row.as_object_mut().unwrap().remove("layers");
+    }
+    v["rows"][0]["layers"] = serde_json::json!([1, 2]);
+    let space = space::SearchSpace::parse(v.to_string().as_bytes(), "tiny.json").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = runner(tmp.path(), config(StrategyKind::Random, 12), Arc::new(SurrogateEvaluator), space).run().unwrap();
+    let j = journal(tmp.path());
+    assert_eq!(j.iter().filter(|r| r.status == Status::Ok).count(), 2);
+    assert_eq!(s.cached, 10);
+    for r in j.iter().filter(|r| r.status == Status::Cached) {
+        let orig = &j[r.cached_from.unwrap() as usize];
+        assert_eq!((orig.status, &orig.choices, orig.reward), (Status::Ok, &r.choices, r.reward));
+    }
+}
