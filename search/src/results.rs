@@ -60,8 +60,12 @@ pub fn unix_now() -> f64 {
 pub fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     let mut line = serde_json::to_string(value).map_err(|e| e.to_string())?;
     line.push('\n');
-    let mut f = OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(line.as_bytes()).and_then(|_| f.flush()).and_then(|_| f.sync_data()).map_err(|e| format!("{}: {e}", path.display()))
+    let mut f =
+        OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(line.as_bytes())
+        .and_then(|_| f.flush())
+        .and_then(|_| f.sync_data())
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Reads a JSON-lines file; a torn last line (a kill mid-write) is ignored, a torn line
@@ -106,9 +110,11 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
 
 /// The highest-reward trial that has an evaluation (earliest id on ties).
 pub fn best(records: &[TrialRecord]) -> Option<&TrialRecord> {
-    records.iter().filter(|r| r.evaluation.is_some() && r.arch.is_some()).fold(None, |best: Option<&TrialRecord>, r| match best {
-        Some(b) if b.reward >= r.reward => Some(b),
-        _ => Some(r),
+    records.iter().filter(|r| r.evaluation.is_some() && r.arch.is_some()).fold(None, |best: Option<&TrialRecord>, r| {
+        match best {
+            Some(b) if b.reward >= r.reward => Some(b),
+            _ => Some(r),
+        }
     })
 }
 

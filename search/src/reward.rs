@@ -32,7 +32,9 @@ impl FromStr for LatencyBudget {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid latency `{s}` (hint: write a positive number with a unit and no space: 75ms, 0.075s or 75000us)");
+        let bad = || {
+            format!("invalid latency `{s}` (hint: write a positive number with a unit and no space: 75ms, 0.075s or 75000us)")
+        };
         // Longest unit first: `ms` and `us` also end in `s`.
         let (number, scale) = [("ms", 1.0), ("us", 1e-3), ("s", 1e3)]
             .iter()

@@ -108,7 +108,12 @@ fn trial_seed(seed: u64, id: u64) -> u64 {
 
 impl Runner {
     /// Starts a new run in `dir` (created; must not already hold a run).
-    pub fn create(dir: &Path, config: RunConfig, space: space::SearchSpace, executor: Box<dyn Executor>) -> Result<Self, String> {
+    pub fn create(
+        dir: &Path,
+        config: RunConfig,
+        space: space::SearchSpace,
+        executor: Box<dyn Executor>,
+    ) -> Result<Self, String> {
         if dir.join("config.json").exists() {
             return Err(format!("{} already holds a run (hint: --resume {0} continues it)", dir.display()));
         }
@@ -118,7 +123,12 @@ impl Runner {
     }
 
     /// Reopens a run from its folder, with `config` as recorded there (budget fields may differ).
-    pub fn resume(dir: &Path, config: RunConfig, space: space::SearchSpace, executor: Box<dyn Executor>) -> Result<Self, String> {
+    pub fn resume(
+        dir: &Path,
+        config: RunConfig,
+        space: space::SearchSpace,
+        executor: Box<dyn Executor>,
+    ) -> Result<Self, String> {
         write_json(&dir.join("config.json"), &config)?;
         Self::open(dir, config, space, executor)
     }
@@ -126,11 +136,17 @@ impl Runner {
     /// Reads `config.json` of a run folder.
     pub fn read_config(dir: &Path) -> Result<RunConfig, String> {
         let path = dir.join("config.json");
-        let text = std::fs::read(&path).map_err(|e| format!("{}: {e} (hint: is this a run folder?)", path.display()))?;
+        let text =
+            std::fs::read(&path).map_err(|e| format!("{}: {e} (hint: is this a run folder?)", path.display()))?;
         serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    fn open(dir: &Path, config: RunConfig, space: space::SearchSpace, executor: Box<dyn Executor>) -> Result<Self, String> {
+    fn open(
+        dir: &Path,
+        config: RunConfig,
+        space: space::SearchSpace,
+        executor: Box<dyn Executor>,
+    ) -> Result<Self, String> {
         let mut strategy = strategy::build(&config.strategy, &space.num_options(), config.seed)?;
         let (mut batches_done, mut elapsed_before) = (0, 0.0);
         let ckpt = dir.join("strategy.json");
@@ -142,7 +158,18 @@ impl Runner {
         }
         let records = read_lines::<TrialRecord>(&dir.join("trials.jsonl"))?.into_iter().map(|r| (r.id, r)).collect();
         let dir = dir.to_path_buf();
-        Ok(Runner { dir, config, space, executor, strategy, records, batches_done, elapsed_before, progress: false, crash_after: None })
+        Ok(Runner {
+            dir,
+            config,
+            space,
+            executor,
+            strategy,
+            records,
+            batches_done,
+            elapsed_before,
+            progress: false,
+            crash_after: None,
+        })
     }
 
     pub fn with_progress(mut self, on: bool) -> Self {
@@ -176,7 +203,11 @@ impl Runner {
             self.strategy.observe(&observations);
             self.batches_done += 1;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
-            let ckpt = Checkpoint { batches_done: self.batches_done, elapsed_seconds: elapsed, strategy: self.strategy.save() };
+            let ckpt = Checkpoint {
+                batches_done: self.batches_done,
+                elapsed_seconds: elapsed,
+                strategy: self.strategy.save(),
+            };
             write_json(&self.dir.join("strategy.json"), &ckpt)?;
         }
         bar.finish_and_clear();
@@ -197,7 +228,13 @@ impl Runner {
     }
 
     /// Evaluates the not-yet-journalled trials of one batch and journals each on completion.
-    fn run_batch(&mut self, ids: &[u64], proposals: Vec<Vec<usize>>, appended: &mut usize, bar: &indicatif::ProgressBar) -> Result<(), String> {
+    fn run_batch(
+        &mut self,
+        ids: &[u64],
+        proposals: Vec<Vec<usize>>,
+        appended: &mut usize,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(), String> {
         // Keyed by canonical choices: non-canonical vectors decode to the same architecture.
         let key = |c: &[usize]| self.space.canonical(c).unwrap_or_else(|_| c.to_vec());
         let mut by_choices: HashMap<Vec<usize>, u64> = HashMap::new();
@@ -208,14 +245,26 @@ impl Runner {
         for (&id, choices) in ids.iter().zip(proposals) {
             if let Some(done) = self.records.get(&id) {
                 if done.choices != choices {
-                    return Err(format!("trial {id}: journal disagrees with the checkpointed strategy (was the run folder edited?)"));
+                    return Err(format!(
+                        "trial {id}: journal disagrees with the checkpointed strategy (was the run folder edited?)"
+                    ));
                 }
                 continue;
             }
             let seed = trial_seed(self.config.seed, id);
             let record = |status, error: Option<String>| TrialRecord {
-                id, batch: self.batches_done, choices: choices.clone(), status, reward: PENALTY, seed,
-                cached_from: None, error, evaluation: None, arch: None, started_at: unix_now(), finished_at: unix_now(),
+                id,
+                batch: self.batches_done,
+                choices: choices.clone(),
+                status,
+                reward: PENALTY,
+                seed,
+                cached_from: None,
+                error,
+                evaluation: None,
+                arch: None,
+                started_at: unix_now(),
+                finished_at: unix_now(),
             };
             if let Some(&orig) = by_choices.get(&key(&choices)) {
                 duplicates.push((record(Status::Cached, None), orig));
@@ -231,7 +280,10 @@ impl Runner {
             }
         }
         for (id, spec) in specs.iter().map(|s| (s.id, s)) {
-            append_line(&self.dir.join("started.jsonl"), &serde_json::json!({"id": id, "choices": spec.choices, "at": unix_now()}))?;
+            append_line(
+                &self.dir.join("started.jsonl"),
+                &serde_json::json!({"id": id, "choices": spec.choices, "at": unix_now()}),
+            )?;
         }
         for r in instant {
             self.journal(r, appended, bar)?;
@@ -251,7 +303,8 @@ impl Runner {
         failure?;
         for (mut r, orig) in duplicates {
             let o = &self.records[&orig];
-            (r.status, r.reward, r.evaluation, r.arch, r.error) = (Status::Cached, o.reward, o.evaluation.clone(), o.arch.clone(), o.error.clone());
+            (r.status, r.reward, r.evaluation, r.arch, r.error) =
+                (Status::Cached, o.reward, o.evaluation.clone(), o.arch.clone(), o.error.clone());
             r.cached_from = Some(orig);
             r.finished_at = unix_now();
             self.journal(r, appended, bar)?;
@@ -260,7 +313,12 @@ impl Runner {
     }
 
     /// Makes a finished trial durable, then visible to the loop.
-    fn journal(&mut self, record: TrialRecord, appended: &mut usize, bar: &indicatif::ProgressBar) -> Result<(), String> {
+    fn journal(
+        &mut self,
+        record: TrialRecord,
+        appended: &mut usize,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(), String> {
         if self.crash_after.is_some_and(|n| *appended >= n) {
             return Err("simulated crash".into());
         }
@@ -283,7 +341,13 @@ fn observation(r: &TrialRecord) -> Observation {
     Observation { choices: r.choices.clone(), reward: r.reward, failed }
 }
 
-fn finished(spec: &TrialSpec, result: Result<Evaluation, String>, reward: &Reward, batch: u64, started: f64) -> TrialRecord {
+fn finished(
+    spec: &TrialSpec,
+    result: Result<Evaluation, String>,
+    reward: &Reward,
+    batch: u64,
+    started: f64,
+) -> TrialRecord {
     let (status, score, evaluation, error) = match result {
         Ok(e) => {
             let cost = reward.target.cost_of(e.latency_ms, e.macs, e.params);

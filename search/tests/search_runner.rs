@@ -11,7 +11,15 @@ use search::runner::{RunConfig, Runner};
 use search::strategy::StrategyKind;
 
 fn config(kind: StrategyKind, trials: usize) -> RunConfig {
-    let mut c = RunConfig { trials, workers: 3, threads: 3, batch_size: 6, evaluator: "surrogate".into(), seed: 11, ..Default::default() };
+    let mut c = RunConfig {
+        trials,
+        workers: 3,
+        threads: 3,
+        batch_size: 6,
+        evaluator: "surrogate".into(),
+        seed: 11,
+        ..Default::default()
+    };
     c.strategy.kind = kind;
     c
 }
@@ -42,13 +50,17 @@ fn resume_after_a_crash_reaches_the_same_journal() {
             let c = config(kind, 40);
             let mut r = match b.join("config.json").exists() {
                 false => runner(&b, c, Arc::new(SurrogateEvaluator), space.clone()),
-                true => Runner::resume(&b, c, space.clone(), Box::new(LocalPool::new(Arc::new(SurrogateEvaluator), 3))).unwrap(),
+                true => Runner::resume(&b, c, space.clone(), Box::new(LocalPool::new(Arc::new(SurrogateEvaluator), 3)))
+                    .unwrap(),
             };
             r.crash_after = Some(crash);
             assert_eq!(r.run().unwrap_err(), "simulated crash");
         }
         let c = Runner::read_config(&b).unwrap();
-        let s = Runner::resume(&b, c, space, Box::new(LocalPool::new(Arc::new(SurrogateEvaluator), 2))).unwrap().run().unwrap();
+        let s = Runner::resume(&b, c, space, Box::new(LocalPool::new(Arc::new(SurrogateEvaluator), 2)))
+            .unwrap()
+            .run()
+            .unwrap();
         assert_eq!(s.trials, 40);
         assert_eq!(journal(&a), journal(&b), "{kind:?}");
         for f in ["config.json", "strategy.json", "started.jsonl", "best.json", "pareto.json", "summary.json"] {
@@ -79,7 +91,10 @@ impl Evaluator for Flaky {
 #[test]
 fn failed_candidates_are_penalised_not_fatal() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = runner(tmp.path(), config(StrategyKind::Reinforce, 24), Arc::new(Flaky), space::SearchSpace::default_space()).run().unwrap();
+    let s =
+        runner(tmp.path(), config(StrategyKind::Reinforce, 24), Arc::new(Flaky), space::SearchSpace::default_space())
+            .run()
+            .unwrap();
     assert_eq!((s.trials, s.failed), (24, 18));
     for r in journal(tmp.path()) {
         let failed = r.status == Status::Failed;

@@ -39,7 +39,7 @@ mod tests {
     use crate::data::{select_per_class, Shape};
 
     /// Images per class kept from each split of the Debian package, and the selection seed.
-    const TRAIN_PER_CLASS: usize = 500;
+    const TRAIN_PER_CLASS: usize = 400;
     const TEST_PER_CLASS: usize = 100;
     const SUBSET_SEED: u64 = 2026;
 

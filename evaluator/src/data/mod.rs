@@ -59,7 +59,7 @@ pub use transform::{resize_image, Augment, Interp, Normalize, Resize};
 /// Where data comes from: the embedded default or a directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DataSource {
-    /// The embedded Fashion-MNIST subset (5,000 train / 1,000 test, 28x28 grey).
+    /// The embedded Fashion-MNIST subset (4,000 train / 1,000 test, 28x28 grey).
     Default,
     Path(PathBuf),
 }

@@ -43,7 +43,7 @@ pub enum LatencyModel {
     /// Measure every architecture: exact for this process, seconds each at 224.
     Measured(MeasureConfig),
     /// Predict from a lookup table: milliseconds each once the table holds the parts.
-    Table(TablePredictor),
+    Table(Box<TablePredictor>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -97,7 +97,7 @@ pub fn latency(arch: &Arch, model: &LatencyModel) -> Result<Latency, LatencyErro
 #[derive(Debug)]
 pub enum LatencyError {
     /// A table file keyed to another machine, thread count, version or input shape.
-    Mismatch { path: PathBuf, file: Machine, here: Machine },
+    Mismatch { path: PathBuf, file: Box<Machine>, here: Box<Machine> },
     /// A table file that could not be read or written.
     File { path: PathBuf, message: String },
     /// The search space could not produce an architecture.

@@ -126,7 +126,11 @@ impl Table {
             return Err(file(format!("unknown format \"{}\"; this mixnas reads \"{TABLE_FORMAT}\"", table.format)));
         }
         if &table.machine != here {
-            return Err(LatencyError::Mismatch { path: path.into(), file: table.machine, here: here.clone() });
+            return Err(LatencyError::Mismatch {
+                path: path.into(),
+                file: Box::new(table.machine),
+                here: Box::new(here.clone()),
+            });
         }
         Ok(table)
     }

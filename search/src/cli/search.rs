@@ -156,7 +156,10 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     let mut runner = match &args.resume {
         Some(dir) => Runner::resume(dir, config, space, pool)?,
         None => {
-            let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/run-{}", crate::results::unix_now() as u64)));
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("results/run-{}", crate::results::unix_now() as u64)));
             let fresh = !dir.exists();
             Runner::create(&dir, config, space, pool).inspect_err(|_| {
                 if fresh {
@@ -168,7 +171,9 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     runner = runner.with_progress(!args.quiet);
     let s = runner.run()?;
     let best = match (s.best_reward, s.best_accuracy, s.best_latency_ms) {
-        (Some(r), Some(a), Some(l)) => format!("best trial {} reward {r:.4} accuracy {a:.4} latency {l:.1}ms", s.best_trial.unwrap_or(0)),
+        (Some(r), Some(a), Some(l)) => {
+            format!("best trial {} reward {r:.4} accuracy {a:.4} latency {l:.1}ms", s.best_trial.unwrap_or(0))
+        }
         _ => "no trial finished".into(),
     };
     eprintln!("nas search: {} trials ({} failed, {} cached), {best}", s.trials, s.failed + s.invalid, s.cached);

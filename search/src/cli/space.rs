@@ -1,6 +1,5 @@
 //! `nas space`: describe a search space, or sample architectures from it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -88,11 +87,7 @@ fn sample(space: &SearchSpace, n: usize, seed: u64, out: Option<&Path>) -> Resul
     super::print(text.trim_end())
 }
 
-/// Temp file, fsync, rename: a reader sees the whole file or none of it.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+/// Atomic write (temp, fsync, rename), with the error as one line naming the file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    evaluator::train::checkpoint::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -33,7 +33,10 @@ mod tests {
     fn round_trips_every_bit() {
         let f = Floats(vec![0.1, -0.0, f32::MIN_POSITIVE / 3.0, 1.0 / 3.0, f32::MAX]);
         let back: Floats = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
-        assert_eq!(f.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), back.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            f.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            back.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
         assert!(serde_json::from_str::<Floats>("\"123\"").is_err());
     }
 }

@@ -46,7 +46,11 @@ impl Policy {
             .iter()
             .map(|s| (0..s.iter().product()).map(|_| (rng.uniform() as f32 * 2.0 - 1.0) * r).collect())
             .collect();
-        let vars = shapes.iter().zip(values).map(|(s, v)| Var::from_tensor(&Tensor::from_vec(v, s.as_slice(), &Device::Cpu)?)).collect::<Result<_>>()?;
+        let vars = shapes
+            .iter()
+            .zip(values)
+            .map(|(s, v)| Var::from_tensor(&Tensor::from_vec(v, s.as_slice(), &Device::Cpu)?))
+            .collect::<Result<_>>()?;
         Ok(Policy {
             hidden: h,
             num_options: num_options.to_vec(),

@@ -22,7 +22,8 @@ fn evaluate_guarded(evaluator: &dyn Evaluator, trial: &TrialSpec) -> Result<Eval
     match catch_unwind(AssertUnwindSafe(|| evaluator.evaluate(trial))) {
         Ok(result) => result,
         Err(panic) => {
-            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+            let what =
+                panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
             Err(format!("evaluator panicked: {}", what.unwrap_or_else(|| "unknown panic".into())))
         }
     }

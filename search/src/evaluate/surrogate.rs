@@ -35,7 +35,8 @@ pub fn surrogate_accuracy(arch: &space::Arch) -> f64 {
     let late_swish = blocks.iter().skip(blocks.len() / 2).filter(|b| b.act == space::Activation::Swish).count();
     let depth = blocks.len() as f64;
     let depth_penalty = (12.0 - depth).max(0.0) + (depth - 24.0).max(0.0);
-    0.85 - 0.26 * (macs.max(1.0) / 100.0).powf(-0.5) + 0.006 * mixed_reductions as f64
+    0.85 - 0.26 * (macs.max(1.0) / 100.0).powf(-0.5)
+        + 0.006 * mixed_reductions as f64
         + (0.0015 * se as f64).min(0.012)
         + 0.001 * late_swish as f64
         - 0.01 * depth_penalty

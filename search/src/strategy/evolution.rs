@@ -43,7 +43,7 @@ impl Evolution {
         let mut parent: Option<&Observation> = None;
         for _ in 0..self.config.sample_size {
             let member = &self.population[self.rng.below(self.population.len())];
-            if parent.map_or(true, |p| member.reward > p.reward) {
+            if !matches!(parent, Some(p) if p.reward >= member.reward) {
                 parent = Some(member);
             }
         }
@@ -100,7 +100,12 @@ mod tests {
         let cfg = EvolutionConfig { population: 4, sample_size: 2 };
         let mut evo = Evolution::new(cfg, &[3, 1, 5], SeededRng::new(3));
         let first = evo.propose(4);
-        evo.observe(&first.iter().map(|c| Observation { choices: c.clone(), reward: c[0] as f64, failed: false }).collect::<Vec<_>>());
+        evo.observe(
+            &first
+                .iter()
+                .map(|c| Observation { choices: c.clone(), reward: c[0] as f64, failed: false })
+                .collect::<Vec<_>>(),
+        );
         for child in evo.propose(20) {
             let nearest = first.iter().map(|p| p.iter().zip(&child).filter(|(a, b)| a != b).count()).min().unwrap();
             assert_eq!(nearest, 1, "{child:?}");

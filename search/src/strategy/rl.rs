@@ -20,8 +20,14 @@ struct RlState {
 }
 
 impl RlStrategy {
-    pub fn new(config: &ControllerConfig, update: Update, num_options: &[usize], mut rng: SeededRng) -> Result<Self, String> {
-        let controller = Controller::new(config, update, num_options, &mut rng).map_err(|e| format!("controller: {e}"))?;
+    pub fn new(
+        config: &ControllerConfig,
+        update: Update,
+        num_options: &[usize],
+        mut rng: SeededRng,
+    ) -> Result<Self, String> {
+        let controller =
+            Controller::new(config, update, num_options, &mut rng).map_err(|e| format!("controller: {e}"))?;
         Ok(RlStrategy { controller, update, num_options: num_options.to_vec(), rng })
     }
 
