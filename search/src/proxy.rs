@@ -42,13 +42,6 @@ pub struct ProxyEvaluator {
     pub scratch: PathBuf,
 }
 
-#[derive(Deserialize)]
-struct LatencyLine {
-    #[serde(alias = "predicted_ms")]
-    ms: f64,
-    source: String,
-}
-
 impl ProxyEvaluator {
     /// Latency of `trial`'s architecture from a child `nas latency` process.
     pub fn latency(&self, trial: &TrialSpec) -> Result<(f64, String), String> {
@@ -67,8 +60,13 @@ impl ProxyEvaluator {
             return Err(format!("latency: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        let line: LatencyLine = serde_json::from_str(text.trim()).map_err(|e| format!("latency output {text:?}: {e}"))?;
-        Ok((line.ms, line.source))
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("latency output {text:?}: {e}"))?;
+        let found = match v.get("predicted") {
+            Some(p) => p["ms"].as_f64().map(|ms| (ms, "predicted")),
+            None => v["measured"]["median_ms"].as_f64().map(|ms| (ms, "measured")),
+        };
+        let (ms, source) = found.ok_or_else(|| format!("latency output without a time: {text}"))?;
+        Ok((ms, source.to_string()))
     }
 }
 
@@ -93,5 +91,46 @@ impl Evaluator for ProxyEvaluator {
 
     fn name(&self) -> &str {
         "proxy"
+    }
+}
+
+/// The `proxy` section of a search config: proxy training, data cut and latency source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySettings {
+    pub epochs: usize,
+    pub batch: usize,
+    pub max_lr: f64,
+    /// Training images per class taken from the data (before the validation hold-out).
+    pub train_per_class: Option<usize>,
+    /// Validation images per class held out of them.
+    pub val_per_class: Option<usize>,
+    pub latency: LatencySetting,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        let p = ProxyConfig::default();
+        Self { epochs: p.epochs, batch: p.batch, max_lr: p.max_lr, train_per_class: None, val_per_class: None, latency: LatencySetting::default() }
+    }
+}
+
+impl ProxyEvaluator {
+    /// Loads the data once and prepares the evaluator; errors are one line naming the input.
+    pub fn from_settings(data: &str, settings: &serde_json::Value, seed: u64) -> Result<Self, String> {
+        let s: ProxySettings = serde_json::from_value(settings.clone()).map_err(|e| format!("search config: proxy: {e}"))?;
+        let spec = evaluator::train::fit::DataSpec {
+            source: data.to_string(),
+            train_per_class: s.train_per_class,
+            val_per_class: s.val_per_class,
+            augment: None,
+            seed,
+        };
+        let data = PreparedData::load(&spec).map_err(|e| e.to_string())?;
+        let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
+        let scratch = std::env::temp_dir().join(format!("mixnas-search-{}", std::process::id()));
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+        let proxy = ProxyConfig { epochs: s.epochs, batch: s.batch, max_lr: s.max_lr };
+        Ok(Self { data, proxy, latency: s.latency, nas, scratch })
     }
 }

@@ -185,6 +185,11 @@ impl Runner {
     }
 
     /// Runs until the trial or time budget is spent, then writes the reports.
+    /// The run folder.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn run(&mut self) -> Result<Summary, String> {
         let start = Instant::now();
         let bar = self.progress_bar();

@@ -20,6 +20,8 @@ struct Group {
     w0: usize,
     /// Top padding; left padding is folded into `cols`, bottom/right follow from the output size.
     pad_t: usize,
+    /// Left padding (the stride-1 path pads planes explicitly).
+    pad_l: usize,
     /// Per kernel column: (first output col, end output col, first input col) that hit the input.
     cols: Vec<(usize, usize, usize)>,
 }
@@ -73,7 +75,7 @@ impl Geom {
                 bail!("mix_conv: groups disagree on the output size ({:?} vs {size:?})", out.unwrap())
             }
             let cols = (0..g.kernel).map(|kx| valid_range(size.1, w, s, kx * g.dilation, l)).collect();
-            groups.push(Group { c0, channels: g.channels, k: g.kernel, dil: g.dilation, w0, pad_t: t, cols });
+            groups.push(Group { c0, channels: g.channels, k: g.kernel, dil: g.dilation, w0, pad_t: t, pad_l: l, cols });
             group_of.extend((0..g.channels).map(|_| gi));
             c0 += g.channels;
             w0 += g.channels * g.kernel * g.kernel;
@@ -97,6 +99,146 @@ impl Geom {
     #[inline(always)]
     fn in_row(&self, g: &Group, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.stride + ky * g.dil).checked_sub(g.pad_t).filter(|&iy| iy < self.h)
+    }
+}
+
+/// Stride-1 planes run on zero-padded copies `hp x wp` (`wp = wo + ext - 1`): output `(oy, ox)`
+/// sits at `oy * wp + ox` and tap `(ky, kx)` reads `offset(ky, kx)` further on, so each tap is
+/// one contiguous multiply-add over `len = (ho - 1) * wp + wo` elements (the `ext - 1` columns
+/// between output rows are scratch).
+struct Padded {
+    hp: usize,
+    wp: usize,
+    len: usize,
+}
+
+/// Whether the padded stride-1 path pays: it computes every tap over the whole padded plane,
+/// so on planes barely larger than the kernel most of that work lands in the padding.
+fn use_padded(geo: &Geom, g: &Group) -> bool {
+    if geo.stride != 1 {
+        return false;
+    }
+    let mode = *PAD_MODE.get_or_init(|| std::env::var("MIXNAS_DW_PAD").ok().and_then(|v| v.parse().ok()).unwrap_or(2u8));
+    let pd = Padded::new(geo, g);
+    match mode {
+        0 => false,
+        1 => true,
+        _ => 4 * pd.hp * pd.wp <= 7 * geo.h * geo.w,
+    }
+}
+static PAD_MODE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+
+impl Padded {
+    fn new(geo: &Geom, g: &Group) -> Self {
+        let ext = (g.k - 1) * g.dil + 1;
+        let wp = geo.wo + ext - 1;
+        Self { hp: geo.ho + ext - 1, wp, len: (geo.ho - 1) * wp + geo.wo }
+    }
+    #[inline(always)]
+    fn offset(&self, g: &Group, ky: usize, kx: usize) -> usize {
+        (ky * self.wp + kx) * g.dil
+    }
+    /// Copies input plane `x` into `buf` at (pad_t, pad_l), zeros elsewhere.
+    fn pad_input<T: Real>(&self, geo: &Geom, g: &Group, x: &[T], buf: &mut Vec<T>) {
+        buf.clear();
+        buf.resize(self.hp * self.wp, T::ZERO);
+        for (iy, row) in x.chunks_exact(geo.w).enumerate() {
+            let start = (iy + g.pad_t) * self.wp + g.pad_l;
+            buf[start..start + geo.w].copy_from_slice(row);
+        }
+    }
+    /// Spreads output-shaped plane `grad` over `len` elements, scratch columns zero.
+    fn spread_output<T: Real>(&self, geo: &Geom, grad: &[T], buf: &mut Vec<T>) {
+        buf.clear();
+        buf.resize(self.len, T::ZERO);
+        for (oy, row) in grad.chunks_exact(geo.wo).enumerate() {
+            buf[oy * self.wp..oy * self.wp + geo.wo].copy_from_slice(row);
+        }
+    }
+}
+
+/// Stride-1 forward of one plane into `out`; the same sums in the same order as [`plane_fwd`].
+fn plane_fwd_s1<T: Real>(geo: &Geom, g: &Group, wk: &[T], x: &[T], out: &mut [T], xp: &mut Vec<T>, acc: &mut Vec<T>) {
+    let pd = Padded::new(geo, g);
+    pd.pad_input(geo, g, x, xp);
+    acc.clear();
+    acc.resize(pd.len, T::ZERO);
+    for ky in 0..g.k {
+        for kx in 0..g.k {
+            let (wv, off) = (wk[ky * g.k + kx], pd.offset(g, ky, kx));
+            for (a, &v) in acc.iter_mut().zip(&xp[off..off + pd.len]) {
+                *a += wv * v;
+            }
+        }
+    }
+    for (oy, orow) in out.chunks_exact_mut(geo.wo).enumerate() {
+        orow.copy_from_slice(&acc[oy * pd.wp..oy * pd.wp + geo.wo]);
+    }
+}
+
+/// Stride-1 input gradient of one plane into `gx`.
+fn plane_grad_x_s1<T: Real>(
+    geo: &Geom,
+    g: &Group,
+    wk: &[T],
+    grad: &[T],
+    gx: &mut [T],
+    gp: &mut Vec<T>,
+    acc: &mut Vec<T>,
+) {
+    let pd = Padded::new(geo, g);
+    pd.spread_output(geo, grad, gp);
+    acc.clear();
+    acc.resize(pd.hp * pd.wp, T::ZERO);
+    for ky in 0..g.k {
+        for kx in 0..g.k {
+            let (wv, off) = (wk[ky * g.k + kx], pd.offset(g, ky, kx));
+            for (a, &v) in acc[off..off + pd.len].iter_mut().zip(gp.iter()) {
+                *a += wv * v;
+            }
+        }
+    }
+    for (iy, row) in gx.chunks_exact_mut(geo.w).enumerate() {
+        let start = (iy + g.pad_t) * pd.wp + g.pad_l;
+        row.copy_from_slice(&acc[start..start + geo.w]);
+    }
+}
+
+/// Stride-1 weight gradient contribution of one plane, added to `gw`.
+fn plane_grad_w_s1<T: Real>(
+    geo: &Geom,
+    g: &Group,
+    x: &[T],
+    grad: &[T],
+    gw: &mut [T],
+    xp: &mut Vec<T>,
+    gp: &mut Vec<T>,
+) {
+    let pd = Padded::new(geo, g);
+    pd.pad_input(geo, g, x, xp);
+    pd.spread_output(geo, grad, gp);
+    for ky in 0..g.k {
+        for kx in 0..g.k {
+            let off = pd.offset(g, ky, kx);
+            // Eight partial sums so the reduction vectorises.
+            let mut part = [T::ZERO; 8];
+            let (xs, gs) = (&xp[off..off + pd.len], &gp[..pd.len]);
+            let mut xc = xs.chunks_exact(8);
+            let mut gc = gs.chunks_exact(8);
+            for (xv, gv) in (&mut xc).zip(&mut gc) {
+                for i in 0..8 {
+                    part[i] += xv[i] * gv[i];
+                }
+            }
+            let mut sum = T::ZERO;
+            for (&xv, &gv) in xc.remainder().iter().zip(gc.remainder()) {
+                sum += xv * gv;
+            }
+            for p in part {
+                sum += p;
+            }
+            gw[ky * g.k + kx] += sum;
+        }
     }
 }
 
@@ -180,9 +322,16 @@ impl MixConvOp {
         let geo = &self.geo;
         let (plane_in, plane_out) = (geo.h * geo.w, geo.ho * geo.wo);
         let mut out = vec![T::ZERO; geo.n * geo.c * plane_out];
-        out.par_chunks_mut(plane_out).with_min_len(min_planes(plane_in)).enumerate().for_each(|(p, o)| {
+        let scratch = || (Vec::new(), Vec::new());
+        let chunks = out.par_chunks_mut(plane_out).with_min_len(min_planes(plane_in)).enumerate();
+        chunks.for_each_with(scratch(), |(xp, acc), (p, o)| {
             let (g, wk) = geo.kernel(p % geo.c, w);
-            plane_fwd(geo, g, wk, &x[p * plane_in..(p + 1) * plane_in], o);
+            let xs = &x[p * plane_in..(p + 1) * plane_in];
+            if use_padded(geo, g) {
+                plane_fwd_s1(geo, g, wk, xs, o, xp, acc);
+            } else {
+                plane_fwd(geo, g, wk, xs, o);
+            }
         });
         out
     }
@@ -223,9 +372,15 @@ impl MixConvBwd {
         let nx = geo.n * geo.c * plane_in;
         let mut out = vec![T::ZERO; nx + geo.w_len];
         let (gx, gw) = out.split_at_mut(nx);
-        gx.par_chunks_mut(plane_in).with_min_len(min_planes(plane_in)).enumerate().for_each(|(p, gxp)| {
+        let chunks = gx.par_chunks_mut(plane_in).with_min_len(min_planes(plane_in)).enumerate();
+        chunks.for_each_with((Vec::new(), Vec::new()), |(gp, acc), (p, gxp)| {
             let (g, wk) = geo.kernel(p % geo.c, w);
-            plane_grad_x(geo, g, wk, &grad[p * plane_out..(p + 1) * plane_out], gxp);
+            let gs = &grad[p * plane_out..(p + 1) * plane_out];
+            if use_padded(geo, g) {
+                plane_grad_x_s1(geo, g, wk, gs, gxp, gp, acc);
+            } else {
+                plane_grad_x(geo, g, wk, gs, gxp);
+            }
         });
         // Weight gradients: each channel sums over the batch, so channels are the parallel unit.
         let mut per_channel: Vec<&mut [T]> = Vec::with_capacity(geo.c);
@@ -237,12 +392,17 @@ impl MixConvBwd {
                 rest = tail;
             }
         }
-        per_channel.into_par_iter().enumerate().for_each(|(ch, gwc)| {
+        per_channel.into_par_iter().enumerate().for_each_with((Vec::new(), Vec::new()), |(xb, gb), (ch, gwc)| {
             let g = &geo.groups[geo.group_of[ch]];
             for n in 0..geo.n {
                 let p = n * geo.c + ch;
-                let xp = &x[p * plane_in..(p + 1) * plane_in];
-                plane_grad_w(geo, g, xp, &grad[p * plane_out..(p + 1) * plane_out], gwc);
+                let xs = &x[p * plane_in..(p + 1) * plane_in];
+                let gs = &grad[p * plane_out..(p + 1) * plane_out];
+                if use_padded(geo, g) {
+                    plane_grad_w_s1(geo, g, xs, gs, gwc, xb, gb);
+                } else {
+                    plane_grad_w(geo, g, xs, gs, gwc);
+                }
             }
         });
         out

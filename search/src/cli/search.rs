@@ -126,7 +126,19 @@ fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
 fn evaluator(c: &RunConfig) -> Result<Arc<dyn Evaluator>, String> {
     match c.evaluator.as_str() {
         "surrogate" => Ok(Arc::new(SurrogateEvaluator)),
-        "proxy" => Err("the proxy evaluator is not available in `nas search` yet (hint: --evaluator surrogate)".into()),
+        "proxy" => {
+            evaluator::set_threads(c.threads);
+            let proxy = crate::proxy::ProxyEvaluator::from_settings(&c.data, &c.proxy, c.seed)?;
+            eprintln!(
+                "proxy data: {} ({} train / {} validation images, {} classes), {} epochs per trial",
+                c.data,
+                proxy.data.train.len(),
+                proxy.data.val.len(),
+                proxy.data.train.num_classes(),
+                proxy.proxy.epochs
+            );
+            Ok(Arc::new(proxy))
+        }
         other => Err(format!("unknown evaluator `{other}` (hint: proxy or surrogate)")),
     }
 }
@@ -177,5 +189,8 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
         _ => "no trial finished".into(),
     };
     eprintln!("nas search: {} trials ({} failed, {} cached), {best}", s.trials, s.failed + s.invalid, s.cached);
+    let dir = runner.dir().display().to_string();
+    eprintln!("results in {dir}: best.json (nas inspect {dir}/best.json; nas train --arch {dir}/best.json ...), pareto.json, summary.json, trials.jsonl");
+    eprintln!("to scale up: --data <CIFAR-10 folder>, --trials 200 or --time 2h, and more proxy epochs in configs/search.json (proxy.epochs)");
     Ok(if s.failed + s.invalid > 0 { 1 } else { 0 })
 }

@@ -107,8 +107,9 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         for child in evo.propose(20) {
-            let nearest = first.iter().map(|p| p.iter().zip(&child).filter(|(a, b)| a != b).count()).min().unwrap();
-            assert_eq!(nearest, 1, "{child:?}");
+            // A child may coincide with another member, but it is one mutation away from its parent.
+            let one_away = first.iter().any(|p| p.iter().zip(&child).filter(|(a, b)| a != b).count() == 1);
+            assert!(one_away, "{child:?}");
             assert_eq!(child[1], 0);
         }
     }
