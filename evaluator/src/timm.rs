@@ -129,6 +129,7 @@ mod tests {
     fn mixnet_s_reproduces_timm_logits() {
         if fixtures().is_some() {
             let d = max_abs_diff_against_timm(&fixtures().unwrap(), "mixnet_s");
+            eprintln!("mixnet_s: max abs diff {d:e}");
             assert!(d < 1e-3, "max abs diff {d}");
         }
     }
@@ -137,6 +138,7 @@ mod tests {
     fn tf_mixnet_s_reproduces_timm_logits() {
         if fixtures().is_some() {
             let d = max_abs_diff_against_timm(&fixtures().unwrap(), "tf_mixnet_s");
+            eprintln!("tf_mixnet_s: max abs diff {d:e}");
             assert!(d < 1e-3, "max abs diff {d}");
         }
     }

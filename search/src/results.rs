@@ -2,7 +2,7 @@
 //! `started.jsonl` log, atomic writes, and the reports derived from the journal (`best.json`,
 //! `pareto.json`, `summary.json`).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
@@ -88,18 +88,10 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>,
     Ok(out)
 }
 
-/// Writes a file so that readers see the old or the new content, never a mix: temp file,
-/// fsync, rename, fsync of the folder.
+/// Writes a file so that readers see the old or the new content, never a mix (temp file,
+/// fsync, rename, fsync of the folder); the error is one line naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(err)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)?;
-    if let Some(dir) = path.parent() {
-        let _ = File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
+    evaluator::train::checkpoint::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {

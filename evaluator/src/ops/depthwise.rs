@@ -5,7 +5,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_dtypes, dispatch, min_planes, slice, unpack, Real};
+use super::cpu::{check_dtypes, dispatch, min_planes, simd, slice, unpack, Real};
 use super::{conv_padding, MixConvSpec};
 
 /// One group's geometry for a given input size.
@@ -118,15 +118,9 @@ fn use_padded(geo: &Geom, g: &Group) -> bool {
     if geo.stride != 1 {
         return false;
     }
-    let mode = *PAD_MODE.get_or_init(|| std::env::var("MIXNAS_DW_PAD").ok().and_then(|v| v.parse().ok()).unwrap_or(2u8));
     let pd = Padded::new(geo, g);
-    match mode {
-        0 => false,
-        1 => true,
-        _ => 4 * pd.hp * pd.wp <= 7 * geo.h * geo.w,
-    }
+    pd.hp * pd.wp <= 4 * geo.h * geo.w
 }
-static PAD_MODE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
 
 impl Padded {
     fn new(geo: &Geom, g: &Group) -> Self {
@@ -158,6 +152,7 @@ impl Padded {
 }
 
 /// Stride-1 forward of one plane into `out`; the same sums in the same order as [`plane_fwd`].
+#[inline(always)]
 fn plane_fwd_s1<T: Real>(geo: &Geom, g: &Group, wk: &[T], x: &[T], out: &mut [T], xp: &mut Vec<T>, acc: &mut Vec<T>) {
     let pd = Padded::new(geo, g);
     pd.pad_input(geo, g, x, xp);
@@ -177,6 +172,7 @@ fn plane_fwd_s1<T: Real>(geo: &Geom, g: &Group, wk: &[T], x: &[T], out: &mut [T]
 }
 
 /// Stride-1 input gradient of one plane into `gx`.
+#[inline(always)]
 fn plane_grad_x_s1<T: Real>(
     geo: &Geom,
     g: &Group,
@@ -205,6 +201,7 @@ fn plane_grad_x_s1<T: Real>(
 }
 
 /// Stride-1 weight gradient contribution of one plane, added to `gw`.
+#[inline(always)]
 fn plane_grad_w_s1<T: Real>(
     geo: &Geom,
     g: &Group,
@@ -328,7 +325,10 @@ impl MixConvOp {
             let (g, wk) = geo.kernel(p % geo.c, w);
             let xs = &x[p * plane_in..(p + 1) * plane_in];
             if use_padded(geo, g) {
-                plane_fwd_s1(geo, g, wk, xs, o, xp, acc);
+                simd(
+                    #[inline(always)]
+                    || plane_fwd_s1(geo, g, wk, xs, o, xp, acc),
+                );
             } else {
                 plane_fwd(geo, g, wk, xs, o);
             }
@@ -377,7 +377,10 @@ impl MixConvBwd {
             let (g, wk) = geo.kernel(p % geo.c, w);
             let gs = &grad[p * plane_out..(p + 1) * plane_out];
             if use_padded(geo, g) {
-                plane_grad_x_s1(geo, g, wk, gs, gxp, gp, acc);
+                simd(
+                    #[inline(always)]
+                    || plane_grad_x_s1(geo, g, wk, gs, gxp, gp, acc),
+                );
             } else {
                 plane_grad_x(geo, g, wk, gs, gxp);
             }
@@ -399,7 +402,10 @@ impl MixConvBwd {
                 let xs = &x[p * plane_in..(p + 1) * plane_in];
                 let gs = &grad[p * plane_out..(p + 1) * plane_out];
                 if use_padded(geo, g) {
-                    plane_grad_w_s1(geo, g, xs, gs, gwc, xb, gb);
+                    simd(
+                        #[inline(always)]
+                        || plane_grad_w_s1(geo, g, xs, gs, gwc, xb, gb),
+                    );
                 } else {
                     plane_grad_w(geo, g, xs, gs, gwc);
                 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{act_grad, activate, check_dtypes, dispatch, min_planes, slice, unpack, Real};
+use super::cpu::{act_grad, activate, check_dtypes, dispatch, min_planes, simd, slice, unpack, Real};
 use super::{Act, BatchStats};
 
 /// `[n, c, plane]` view of an NCHW tensor.
@@ -34,11 +34,14 @@ fn affine_act<T: Real>(d: Dims, x: &[T], a: &[T], b: &[T], act: Act) -> Vec<T> {
     y.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, yp)| {
         let (a, b) = (a[p % d.c], b[p % d.c]);
         let xp = &x[p * d.plane..(p + 1) * d.plane];
-        match act {
-            Act::None => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = a * x + b),
-            Act::Relu => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = (a * x + b).relu()),
-            Act::Swish => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = activate(a * x + b, Act::Swish)),
-        }
+        simd(
+            #[inline(always)]
+            || match act {
+                Act::None => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = a * x + b),
+                Act::Relu => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = (a * x + b).relu()),
+                Act::Swish => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = activate(a * x + b, Act::Swish)),
+            },
+        )
     });
     y
 }
@@ -87,13 +90,19 @@ impl AffineBwd {
             d,
             |ch, p| {
                 let (xp, gp) = plane(p);
-                let (mut s1, mut s2) = (T::ZERO, T::ZERO);
-                for (&xv, &gv) in xp.iter().zip(gp) {
-                    let dz = gv * act_grad(a[ch] * xv + b[ch], self.act);
-                    s1 += dz;
-                    s2 += dz * xv;
-                }
-                (s1.to_f64(), s2.to_f64())
+                let (ac, bc, act) = (a[ch], b[ch], self.act);
+                simd(
+                    #[inline(always)]
+                    || {
+                        let (mut s1, mut s2) = (T::ZERO, T::ZERO);
+                        for (&xv, &gv) in xp.iter().zip(gp) {
+                            let dz = gv * act_grad(ac * xv + bc, act);
+                            s1 += dz;
+                            s2 += dz * xv;
+                        }
+                        (s1.to_f64(), s2.to_f64())
+                    },
+                )
             },
             |l, r| (l.0 + r.0, l.1 + r.1),
         );
@@ -118,10 +127,15 @@ impl AffineBwd {
         gx.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, gxp)| {
             let ch = p % d.c;
             let (xp, gp) = plane(p);
-            let (a, b, (k1, k0)) = (a[ch], b[ch], k[ch]);
-            for ((o, &xv), &gv) in gxp.iter_mut().zip(xp).zip(gp) {
-                *o = a * gv * act_grad(a * xv + b, self.act) + k1 * xv + k0;
-            }
+            let (a, b, (k1, k0), act) = (a[ch], b[ch], k[ch], self.act);
+            simd(
+                #[inline(always)]
+                || {
+                    for ((o, &xv), &gv) in gxp.iter_mut().zip(xp).zip(gp) {
+                        *o = a * gv * act_grad(a * xv + b, act) + k1 * xv + k0;
+                    }
+                },
+            )
         });
         out
     }
@@ -318,7 +332,10 @@ impl CustomOp1 for SwishOp {
             let x = slice::<T>(self.name(), s, l)?;
             let mut y = vec![T::ZERO; x.len()];
             y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-                y.iter_mut().zip(x).for_each(|(y, &x)| *y = activate(x, Act::Swish));
+                simd(
+                    #[inline(always)]
+                    || y.iter_mut().zip(x).for_each(|(y, &x)| *y = activate(x, Act::Swish)),
+                );
             });
             Ok((T::storage(y), l.shape().clone()))
         })
@@ -343,9 +360,14 @@ impl CustomOp2 for SwishBwd {
             let (x, g) = (slice::<T>(name, s1, l1)?, slice::<T>(name, s2, l2)?);
             let mut gx = vec![T::ZERO; x.len()];
             gx.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK))).for_each(|(o, (x, g))| {
-                for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                    *o = g * act_grad(x, Act::Swish);
-                }
+                simd(
+                    #[inline(always)]
+                    || {
+                        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                            *o = g * act_grad(x, Act::Swish);
+                        }
+                    },
+                )
             });
             Ok((T::storage(gx), l1.shape().clone()))
         })
