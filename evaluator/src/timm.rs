@@ -54,7 +54,8 @@ pub fn name_map(arch: &Arch) -> Vec<(String, String)> {
         };
         // timm's depthwise-separable block (expand 1) numbers its BNs bn1, bn2; the inverted
         // residual block bn1 (expand), bn2 (dw), bn3 (project).
-        let (dw_bn, proj_bn, proj_conv) = if b.has_expansion() { ("bn2", "bn3", "conv_pwl") } else { ("bn1", "bn2", "conv_pw") };
+        let (dw_bn, proj_bn, proj_conv) =
+            if b.has_expansion() { ("bn2", "bn3", "conv_pwl") } else { ("bn1", "bn2", "conv_pw") };
         if b.has_expansion() {
             conv("expand", "conv_pw", b.expand_groups);
         }
@@ -90,12 +91,18 @@ pub fn load_timm(path: &Path, arch: &Arch) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for (ours, theirs) in name_map(arch) {
         let t = timm.remove(&theirs).ok_or_else(|| {
-            candle_core::Error::Msg(format!("{}: tensor `{theirs}` is missing (is this the right --model?)", path.display()))
+            candle_core::Error::Msg(format!(
+                "{}: tensor `{theirs}` is missing (is this the right --model?)",
+                path.display()
+            ))
         })?;
         out.insert(ours, t);
     }
     if let Some(extra) = timm.keys().min() {
-        candle_core::bail!("{}: tensor `{extra}` has no place in this architecture (is this the right --model?)", path.display());
+        candle_core::bail!(
+            "{}: tensor `{extra}` has no place in this architecture (is this the right --model?)",
+            path.display()
+        );
     }
     Ok(out)
 }

@@ -2,8 +2,8 @@ pub mod cli;
 
 pub mod controller;
 pub mod evaluate;
-pub mod reward;
-pub mod strategy;
 pub mod proxy;
 pub mod results;
+pub mod reward;
 pub mod runner;
+pub mod strategy;

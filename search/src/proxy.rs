@@ -49,7 +49,12 @@ impl ProxyEvaluator {
         std::fs::write(&file, trial.arch.to_json()).map_err(|e| format!("{}: {e}", file.display()))?;
         let mut cmd = Command::new(&self.nas);
         cmd.arg("latency").arg("--arch").arg(&file).arg(format!("--{}", self.latency.method));
-        cmd.args(["--threads", &self.latency.threads.to_string(), "--resolution", &self.latency.resolution.to_string()]);
+        cmd.args([
+            "--threads",
+            &self.latency.threads.to_string(),
+            "--resolution",
+            &self.latency.resolution.to_string(),
+        ]);
         cmd.arg("--json");
         if let Some(t) = &self.latency.table {
             cmd.arg("--table").arg(t);
@@ -111,14 +116,22 @@ pub struct ProxySettings {
 impl Default for ProxySettings {
     fn default() -> Self {
         let p = ProxyConfig::default();
-        Self { epochs: p.epochs, batch: p.batch, max_lr: p.max_lr, train_per_class: None, val_per_class: None, latency: LatencySetting::default() }
+        Self {
+            epochs: p.epochs,
+            batch: p.batch,
+            max_lr: p.max_lr,
+            train_per_class: None,
+            val_per_class: None,
+            latency: LatencySetting::default(),
+        }
     }
 }
 
 impl ProxyEvaluator {
     /// Loads the data once and prepares the evaluator; errors are one line naming the input.
     pub fn from_settings(data: &str, settings: &serde_json::Value, seed: u64) -> Result<Self, String> {
-        let s: ProxySettings = serde_json::from_value(settings.clone()).map_err(|e| format!("search config: proxy: {e}"))?;
+        let s: ProxySettings =
+            serde_json::from_value(settings.clone()).map_err(|e| format!("search config: proxy: {e}"))?;
         let spec = evaluator::train::fit::DataSpec {
             source: data.to_string(),
             train_per_class: s.train_per_class,

@@ -234,7 +234,7 @@ mod tests {
     fn default_is_the_embedded_set() {
         let data = load(&"default".parse().unwrap(), &LoadOptions::default()).unwrap();
         assert_eq!((data.format, data.train.num_classes()), (Format::Embedded, 10));
-        assert_eq!(data.train.class_counts(), vec![500; 10]);
+        assert_eq!(data.train.class_counts(), vec![400; 10]);
         assert_eq!(data.format.augment(data.train.shape(), None), Augment::NONE);
         assert_eq!(data.format.augment(data.train.shape(), Some(true)), Augment { crop_pad: 2, hflip: false });
         assert_eq!(data.fingerprint(), load(&DataSource::Default, &LoadOptions::default()).unwrap().fingerprint());

@@ -62,7 +62,15 @@ pub struct Conv {
 }
 
 impl Conv {
-    pub fn new(ps: &mut ParamStore, name: String, cin: usize, cout: usize, kernel: usize, stride: usize, padding: Padding) -> Result<Self> {
+    pub fn new(
+        ps: &mut ParamStore,
+        name: String,
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Self> {
         let weight = ps.conv(name, [cout, cin, kernel, kernel], kernel * kernel * cout)?;
         Ok(Self { weight, kernel, stride, padding })
     }

@@ -99,9 +99,11 @@ impl MixNet {
     pub fn new(arch: &Arch, seed: u64, device: &Device) -> Result<Self> {
         let mut ps = ParamStore::new(seed, device);
         let s = &arch.stem;
-        let stem_conv = Conv::new(&mut ps, "stem.conv.weight".into(), s.in_ch, s.out, s.kernel, s.stride, arch.padding)?;
+        let stem_conv =
+            Conv::new(&mut ps, "stem.conv.weight".into(), s.in_ch, s.out, s.kernel, s.stride, arch.padding)?;
         let stem = (stem_conv, BatchNorm::new(&mut ps, "stem.bn", s.out, arch.bn, Act::Relu)?);
-        let blocks = arch.blocks.iter().enumerate().map(|(i, b)| MixBlock::new(&mut ps, i, b, arch)).collect::<Result<_>>()?;
+        let blocks =
+            arch.blocks.iter().enumerate().map(|(i, b)| MixBlock::new(&mut ps, i, b, arch)).collect::<Result<_>>()?;
         let width = arch.head.width;
         let head = (
             Pointwise::new(&mut ps, "head.conv", arch.last_channels(), width, 1)?,

@@ -60,7 +60,11 @@ impl ParamStore {
 /// Copies `src` into `var` after checking the shape; the error names the tensor.
 pub fn assign(var: &Var, src: &Tensor, name: &str) -> Result<()> {
     if var.dims() != src.dims() {
-        candle_core::bail!("{name}: shape {:?} does not fit the architecture, which expects {:?}", src.dims(), var.dims());
+        candle_core::bail!(
+            "{name}: shape {:?} does not fit the architecture, which expects {:?}",
+            src.dims(),
+            var.dims()
+        );
     }
     var.set(&src.to_dtype(DType::F32)?)
 }

@@ -119,7 +119,7 @@ fn use_padded(geo: &Geom, g: &Group) -> bool {
         return false;
     }
     let pd = Padded::new(geo, g);
-    pd.hp * pd.wp <= 4 * geo.h * geo.w
+    geo.h * geo.w >= 64 && pd.hp * pd.wp <= 4 * geo.h * geo.w
 }
 
 impl Padded {

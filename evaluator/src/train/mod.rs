@@ -4,9 +4,9 @@
 
 pub mod checkpoint;
 pub mod ema;
+pub mod fit;
 pub mod loss;
 pub mod optim;
+pub mod run;
 pub mod schedule;
 pub mod trainer;
-pub mod run;
-pub mod fit;

@@ -11,8 +11,8 @@ use candle_core::{Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use space::Arch;
 
-use super::fit::DataSpec;
 use super::checkpoint::{load_tensors, save_tensors, write_atomic};
+use super::fit::DataSpec;
 use super::optim::OptimizerState;
 use super::trainer::{EpochMetrics, TrainConfig, Trainer};
 use crate::model::MixNet;
@@ -116,13 +116,20 @@ impl Checkpoint {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = model_path(dir);
         if !path.exists() {
-            return Err(io_err(&path, "no checkpoint here (expected a directory written by `nas train` or `nas import-timm`)"));
+            return Err(io_err(
+                &path,
+                "no checkpoint here (expected a directory written by `nas train` or `nas import-timm`)",
+            ));
         }
         let (tensors, meta) = load_tensors(&path)?;
-        let json = meta.get(RECORD_KEY).ok_or_else(|| io_err(&path, "not a mixnas checkpoint (no record in its header)"))?;
+        let json =
+            meta.get(RECORD_KEY).ok_or_else(|| io_err(&path, "not a mixnas checkpoint (no record in its header)"))?;
         let record: CheckpointRecord = serde_json::from_str(json).map_err(|e| io_err(&path, e))?;
         if record.format != CHECKPOINT_FORMAT {
-            return Err(io_err(&path, format!("checkpoint format {:?}; this mixnas reads {CHECKPOINT_FORMAT:?}", record.format)));
+            return Err(io_err(
+                &path,
+                format!("checkpoint format {:?}; this mixnas reads {CHECKPOINT_FORMAT:?}", record.format),
+            ));
         }
         Ok(Self { record, tensors })
     }

@@ -23,9 +23,8 @@ pub struct ImportTimmArgs {
 }
 
 pub fn exec_import_timm(a: ImportTimmArgs) -> Result<i32, String> {
-    let arch = space::presets::timm_model(&a.model).ok_or_else(|| {
-        format!("--model {}: not a timm MixNet; use mixnet_s|m|l or tf_mixnet_s|m|l", a.model)
-    })?;
+    let arch = space::presets::timm_model(&a.model)
+        .ok_or_else(|| format!("--model {}: not a timm MixNet; use mixnet_s|m|l or tf_mixnet_s|m|l", a.model))?;
     let tensors = evaluator::timm::load_timm(&a.weights, &arch).map_err(|e| e.to_string())?;
     let net = evaluator::model::MixNet::new(&arch, 0, &Device::Cpu).map_err(|e| e.to_string())?;
     net.load_named(&tensors).map_err(|e| format!("{}: {e}", a.weights.display()))?;
@@ -102,7 +101,13 @@ pub fn exec_infer(a: InferArgs) -> Result<i32, String> {
 }
 
 /// Decodes an image into a `[1, C, H, W]` tensor normalised as the data module does (grey or RGB as the network wants).
-fn image_tensor(path: &PathBuf, channels: usize, res: Option<usize>, mean: &[f32], std: &[f32]) -> Result<Tensor, String> {
+fn image_tensor(
+    path: &PathBuf,
+    channels: usize,
+    res: Option<usize>,
+    mean: &[f32],
+    std: &[f32],
+) -> Result<Tensor, String> {
     let img = image::open(path).map_err(|e| format!("{}: not a readable image ({e})", path.display()))?;
     let img = match res {
         Some(r) => img.resize_exact(r as u32, r as u32, image::imageops::FilterType::Triangle),

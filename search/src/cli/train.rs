@@ -87,7 +87,9 @@ fn optimizer(a: &TrainArgs) -> OptimizerConfig {
     let wd = a.weight_decay;
     match a.optimizer {
         OptimizerName::Sgd => OptimizerConfig::Sgd(SgdConfig { momentum: 0.9, nesterov: true, weight_decay: wd }),
-        OptimizerName::Rmsprop => OptimizerConfig::RmsPropTf(RmsPropTfConfig { weight_decay: wd, ..Default::default() }),
+        OptimizerName::Rmsprop => {
+            OptimizerConfig::RmsPropTf(RmsPropTfConfig { weight_decay: wd, ..Default::default() })
+        }
         OptimizerName::Adamw => OptimizerConfig::AdamW(AdamWConfig { weight_decay: wd, ..Default::default() }),
     }
 }
@@ -147,7 +149,10 @@ pub fn exec_train(a: TrainArgs) -> Result<i32, String> {
     evaluator::set_threads(a.threads);
     let (arch, spec, cfg, dir, resume) = plan(&a)?;
     if !resume && dir.join("model.safetensors").exists() {
-        return Err(format!("{}: already holds a run; use --resume {0} to continue it, or another --out", dir.display()));
+        return Err(format!(
+            "{}: already holds a run; use --resume {0} to continue it, or another --out",
+            dir.display()
+        ));
     }
     let data = PreparedData::load(&spec).map_err(|e| e.to_string())?;
     eprintln!(
@@ -174,7 +179,10 @@ fn print_summary(m: &Metrics) {
         );
     }
     if let Some(t) = m.test_accuracy {
-        println!("{}", serde_json::json!({"test_accuracy": t, "epochs": m.epochs.len(), "wall_seconds": m.wall_seconds}));
+        println!(
+            "{}",
+            serde_json::json!({"test_accuracy": t, "epochs": m.epochs.len(), "wall_seconds": m.wall_seconds})
+        );
     }
 }
 
@@ -194,7 +202,13 @@ pub fn exec_eval(a: EvalArgs) -> Result<i32, String> {
     evaluator::set_threads(a.threads);
     let ckpt = Checkpoint::read(&a.checkpoint).map_err(|e| e.to_string())?;
     let net = ckpt.network(&a.checkpoint).map_err(|e| e.to_string())?;
-    let spec = DataSpec { source: a.data.clone(), train_per_class: None, val_per_class: Some(1), augment: Some(false), seed: 0 };
+    let spec = DataSpec {
+        source: a.data.clone(),
+        train_per_class: None,
+        val_per_class: Some(1),
+        augment: Some(false),
+        seed: 0,
+    };
     let mut data = PreparedData::load(&spec).map_err(|e| e.to_string())?;
     let classes = data.test.num_classes();
     if classes != net.arch().classes {
