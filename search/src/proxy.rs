@@ -75,6 +75,12 @@ impl ProxyEvaluator {
     }
 }
 
+impl Drop for ProxyEvaluator {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
 impl Evaluator for ProxyEvaluator {
     fn evaluate(&self, trial: &TrialSpec) -> Result<Evaluation, String> {
         let (latency_ms, latency_source) = self.latency(trial)?;

@@ -16,7 +16,7 @@ fn fail<T>(field: impl Into<String>, message: impl Into<String>) -> Result<T, Fa
 }
 
 fn check_kernel(field: &str, k: usize) -> Result<(), Failure> {
-    if k < 3 || k % 2 == 0 || k > MAX_KERNEL {
+    if k < 3 || k.is_multiple_of(2) || k > MAX_KERNEL {
         return fail(field, format!("kernel size {k} is not allowed; use odd sizes from 3 to {MAX_KERNEL}"));
     }
     Ok(())

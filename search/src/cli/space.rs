@@ -78,16 +78,11 @@ fn sample(space: &SearchSpace, n: usize, seed: u64, out: Option<&Path>) -> Resul
         match out {
             Some(dir) => {
                 let path = dir.join(format!("sample-{i:03}.json"));
-                write_atomic(&path, (arch.to_json() + "\n").as_bytes())?;
+                crate::results::write_atomic(&path, (arch.to_json() + "\n").as_bytes())?;
                 text += &format!("{}\n", path.display());
             }
             None => text += &(serde_json::to_string(&arch).expect("an Arch serialises") + "\n"),
         }
     }
     super::print(text.trim_end())
-}
-
-/// Atomic write (temp, fsync, rename), with the error as one line naming the file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    evaluator::train::checkpoint::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
