@@ -31,7 +31,7 @@ pub struct BuildConfig {
 
 impl Default for BuildConfig {
     fn default() -> Self {
-        Self { coverage_samples: 2000, max_parts: 600, calibration_networks: 6, seed: 0 }
+        Self { coverage_samples: 2000, max_parts: 600, calibration_networks: 12, seed: 0 }
     }
 }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use space::Arch;
@@ -56,8 +57,8 @@ impl TablePredictor {
     }
 
     fn with_table(table: Table, path: Option<PathBuf>, network: MeasureConfig) -> Self {
-        // Parts are small: more repeats fit in a short bound, and medians of differences need them.
-        let part = MeasureConfig { warmup: 2, repeats: 11, max_seconds: 1.5, ..network };
+        // Parts are small: more repeats fit in a short bound, and quantiles of differences need them.
+        let part = MeasureConfig { warmup: 2, repeats: 21, max_seconds: 3.0, ..network };
         Self { table: Mutex::new(table), path, network, part }
     }
 
@@ -115,40 +116,47 @@ impl TablePredictor {
         parts.iter().filter(|p| !table.entries.contains_key(&p.key()) && seen.insert(p.key())).cloned().collect()
     }
 
-    /// One part: its probe minus the probe's base (measured once per base key, then reused).
+    /// One part: the median, over adjacent (probe, base) pairs, of probe minus base. Timing the
+    /// two back to back makes each difference see the same machine state, so load that comes and
+    /// goes on a shared machine cancels instead of landing in the entry.
     fn measure_part(&self, part: &KeyedPart) -> Result<f64, LatencyError> {
         let template = space::presets::mixnet_s();
         let (probe, res) = part.probe(&template);
-        let ms = self.time_network(&probe, res)?;
-        let Some((key, base, res)) = part.base(&template) else { return Ok(ms) };
-        let known = self.lock().bases.get(&key).copied();
-        let base_ms = match known {
-            Some(v) => v,
-            None => {
-                let v = self.time_network(&base, res)?;
-                self.lock().bases.insert(key, v);
-                v
-            }
-        };
-        // Noise can make a tiny part look negative; it cannot cost less than nothing.
-        Ok((ms - base_ms).max(0.0))
-    }
-
-    fn time_network(&self, arch: &Arch, res: usize) -> Result<f64, LatencyError> {
         let cfg = MeasureConfig { resolution: res, ..self.part };
-        let net = MixNet::new(arch, 0, &Device::Cpu)?;
-        let x = measure::input(&cfg)?;
-        Ok(measure::time(&cfg, || net.forward_eval(&x).map(drop))?.median_ms)
+        let probe = (MixNet::new(&probe, 0, &Device::Cpu)?, measure::input(&cfg)?);
+        let run = |(net, x): &(MixNet, candle_core::Tensor)| -> Result<f64, LatencyError> {
+            let t = Instant::now();
+            net.forward_eval(x)?;
+            Ok(t.elapsed().as_secs_f64() * 1e3)
+        };
+        let Some((key, base, res)) = part.base(&template) else {
+            return Ok(measure::time(&cfg, || probe.0.forward_eval(&probe.1).map(drop))?.q25_ms);
+        };
+        let base = (MixNet::new(&base, 0, &Device::Cpu)?, measure::input(&MeasureConfig { resolution: res, ..cfg })?);
+        for _ in 0..cfg.warmup {
+            run(&probe)?;
+            run(&base)?;
+        }
+        let (start, bound) = (Instant::now(), Duration::from_secs_f64(cfg.max_seconds));
+        let (mut diffs, mut bases) = (Vec::new(), Vec::new());
+        while diffs.is_empty() || (diffs.len() < cfg.repeats && start.elapsed() < bound) {
+            let (p, b) = (run(&probe)?, run(&base)?);
+            diffs.push(p - b);
+            bases.push(b);
+        }
+        self.lock().bases.insert(key, median(&mut bases));
+        // Noise can make a tiny part look negative; it cannot cost less than nothing.
+        Ok(median(&mut diffs).max(0.0))
     }
 
-    /// Fits the scale and constant on whole-network medians of `archs` (missing parts measured
+    /// Fits the scale and constant on whole-network 25th percentiles of `archs` (missing parts measured
     /// first), stores the fit and returns it. Reports `(done, total, name)` per network.
     pub fn calibrate(&self, archs: &[Arch], mut progress: impl FnMut(usize, usize, &str)) -> Result<Fit, LatencyError> {
         let mut points = Vec::with_capacity(archs.len());
         for (i, arch) in archs.iter().enumerate() {
             progress(i, archs.len(), arch.name.as_deref().unwrap_or("network"));
             let sum = self.predict(arch)?.sum_ms;
-            points.push((sum, measure::measure(arch, &self.network)?.median_ms));
+            points.push((sum, measure::measure(arch, &self.network)?.q25_ms));
         }
         let fit = fit(&points);
         let mut table = self.lock();
@@ -159,6 +167,15 @@ impl TablePredictor {
 
     fn save(&self, table: &Table) -> Result<(), LatencyError> {
         self.path.as_deref().map_or(Ok(()), |p| table.save(p))
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 

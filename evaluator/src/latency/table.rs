@@ -65,7 +65,7 @@ impl Machine {
         Self {
             cpu: cpu_model(),
             threads: super::threads(),
-            mixnas: env!("CARGO_PKG_VERSION").to_string(),
+            mixnas: build_id(),
             resolution: cfg.resolution,
             batch: cfg.batch,
         }
@@ -97,6 +97,12 @@ impl Machine {
         );
         cache.join("mixnas").join(name)
     }
+}
+
+/// This build as far as latency goes: the version and a fingerprint of the kernel and model
+/// sources (evaluator/build.rs), e.g. `0.1.0+k1f2e3d4c`; a kernel change makes a new table.
+pub fn build_id() -> String {
+    format!("{}+k{}", env!("CARGO_PKG_VERSION"), env!("MIXNAS_KERNELS_FINGERPRINT"))
 }
 
 /// The first `model name` of /proc/cpuinfo, or the architecture where there is none.

@@ -15,7 +15,9 @@ use super::LatencyError;
 pub struct Sample {
     pub macs: u64,
     pub params: u64,
+    /// 25th percentile of the timed forwards, what the table predicts (see `Measurement::q25_ms`).
     pub measured_ms: f64,
+    pub measured_median_ms: f64,
     pub predicted_ms: f64,
     pub macs_baseline_ms: f64,
 }
@@ -37,6 +39,8 @@ pub struct ValidationReport {
     pub threads: usize,
     pub table: Accuracy,
     pub macs_baseline: Accuracy,
+    /// The table against the median instead of the 25th percentile: what noise adds.
+    pub table_vs_median: Accuracy,
     /// Fitted milliseconds per million MACs of the baseline.
     pub ms_per_mmac: f64,
     pub samples: Vec<Sample>,
@@ -56,9 +60,16 @@ pub fn validate(
         progress(i, n);
         // Predict first: parts it measures must not run while the network is being timed.
         let predicted_ms = predictor.predict(arch)?.ms;
-        let measured_ms = measure(arch, &cfg)?.median_ms;
+        let m = measure(arch, &cfg)?;
         let cost = space::cost(arch, cfg.resolution).total;
-        samples.push(Sample { macs: cost.macs, params: cost.params, measured_ms, predicted_ms, macs_baseline_ms: 0.0 });
+        samples.push(Sample {
+            macs: cost.macs,
+            params: cost.params,
+            measured_ms: m.q25_ms,
+            measured_median_ms: m.median_ms,
+            predicted_ms,
+            macs_baseline_ms: 0.0,
+        });
     }
     let ms_per_mmac = macs_slope(&samples);
     for s in &mut samples {
@@ -70,6 +81,7 @@ pub fn validate(
         threads: super::threads(),
         table: accuracy(samples.iter().map(|s| (s.predicted_ms, s.measured_ms))),
         macs_baseline: accuracy(samples.iter().map(|s| (s.macs_baseline_ms, s.measured_ms))),
+        table_vs_median: accuracy(samples.iter().map(|s| (s.predicted_ms, s.measured_median_ms))),
         ms_per_mmac,
         samples,
     })
@@ -112,8 +124,14 @@ mod tests {
 
     #[test]
     fn the_macs_baseline_is_a_least_squares_slope() {
-        let s =
-            |macs: u64, measured_ms| Sample { macs, params: 0, measured_ms, predicted_ms: 0.0, macs_baseline_ms: 0.0 };
+        let s = |macs: u64, measured_ms| Sample {
+            macs,
+            params: 0,
+            measured_ms,
+            measured_median_ms: measured_ms,
+            predicted_ms: 0.0,
+            macs_baseline_ms: 0.0,
+        };
         let k = macs_slope(&[s(1_000_000, 2.0), s(2_000_000, 4.0), s(3_000_000, 6.0)]);
         assert!((k - 2.0).abs() < 1e-12);
     }

@@ -75,7 +75,7 @@ fn one_arch(a: &LatencyArgs, spec: &str, cfg: MeasureConfig, threads: usize) -> 
     if a.measure || both {
         let m = lat::measure(&arch, &cfg).map_err(|e| format!("{spec}: {e}"))?;
         out["measured"] =
-            json!({"median_ms": m.median_ms, "min_ms": m.min_ms, "p90_ms": m.p90_ms, "samples": m.samples});
+            json!({"median_ms": m.median_ms, "min_ms": m.min_ms, "q25_ms": m.q25_ms, "p90_ms": m.p90_ms, "samples": m.samples});
     }
     if a.predict || both {
         let p = open_calibrated(a, cfg)?;
@@ -104,9 +104,10 @@ fn text(o: &serde_json::Value) -> String {
     if let Some(m) = o.get("measured") {
         let f = |k: &str| m[k].as_f64().unwrap_or(f64::NAN);
         s += &format!(
-            "\n  measured  {:.2} ms (min {:.2}, p90 {:.2}, {} runs)",
+            "\n  measured  {:.2} ms (min {:.2}, q25 {:.2}, p90 {:.2}, {} runs)",
             f("median_ms"),
             f("min_ms"),
+            f("q25_ms"),
             f("p90_ms"),
             m["samples"]
         );
@@ -195,14 +196,16 @@ fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
         )
     };
     super::print(&format!(
-        "{} samples (seed {}), {}x{}, {} thread(s)\n{}\n{}  (k = {:.4} ms/MMAC, least squares on these samples)",
+        "{} samples (seed {}), {}x{}, {} thread(s); measured = 25th percentile of {} timed runs\n{}\n{}  (k = {:.4} ms/MMAC, least squares on these samples)\n{}",
         r.samples.len(),
         r.seed,
         r.resolution,
         r.resolution,
         r.threads,
+        cfg.repeats,
         line("table", &r.table),
         line("MACs baseline", &r.macs_baseline),
-        r.ms_per_mmac
+        r.ms_per_mmac,
+        line("table/median", &r.table_vs_median),
     ))
 }

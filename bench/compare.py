@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Run mixnas's benchmarks and the PyTorch / ONNX Runtime yardsticks alternately; print medians and ratios.
+
+The machine is shared and noisy, so each round runs every contender once, one after the
+other, and the report is the median over rounds of each contender's own median.
+
+Needs a release build (`cargo build --release --bin nas`) and the yardstick venv described in
+../shared/bench/torch_reference.py (default ~/torchref; override with --python).
+
+  python3 bench/compare.py --rounds 5 [--json out.json]
+"""
+import argparse, json, os, platform, statistics, subprocess, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.path.join(ROOT, '..', 'shared', 'bench')
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    lines = [l for l in out.splitlines() if l.startswith('{')]
+    return json.loads(lines[-1])
+
+
+def contenders(a):
+    nas = os.path.join(ROOT, 'target', 'release', 'nas')
+    py = os.path.expanduser(a.python)
+    torch_py = os.path.join(SHARED, 'torch_reference.py')
+    ort_py = os.path.join(SHARED, 'ort_reference.py')
+    c = {
+        ('train', 'mixnas'): ([nas, 'bench', 'train', '--arch', 'mixnet-s', '--batch', '64', '--res', '32',
+                               '--threads', '2'], 'images_per_s'),
+        ('train', 'pytorch'): ([py, torch_py, '--model', 'mixnet_s', '--what', 'train', '--batch', '64',
+                                '--res', '32', '--threads', '2'], 'images_per_s'),
+    }
+    for m in a.models:
+        c[('latency ' + m, 'mixnas')] = ([nas, 'bench', 'latency', '--arch', m.replace('_', '-'),
+                                          '--threads', '1'], 'ms')
+        c[('latency ' + m, 'pytorch')] = ([py, torch_py, '--model', m, '--what', 'latency', '--threads', '1'], 'ms')
+        c[('latency ' + m, 'onnxruntime')] = ([py, ort_py, '--model', m, '--threads', '1'], 'ms')
+    return c
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument('--rounds', type=int, default=5)
+    p.add_argument('--python', default='~/torchref/bin/python')
+    p.add_argument('--models', nargs='+', default=['mixnet_s', 'mixnet_m', 'mixnet_l'])
+    p.add_argument('--json', help='also write the raw figures here')
+    a = p.parse_args()
+    c = contenders(a)
+    raw = {k: [] for k in c}
+    for r in range(a.rounds):
+        for k, (cmd, field) in c.items():
+            raw[k].append(run_json(cmd)[field])
+            print(f'round {r + 1}/{a.rounds} {k[0]:<18} {k[1]:<12} {raw[k][-1]}', file=sys.stderr)
+    med = {k: statistics.median(v) for k, v in raw.items()}
+    with open('/proc/loadavg') as f:
+        load = f.read().split()[:3]
+    print(f'# {time.strftime("%Y-%m-%d")} {cpu_name()} ({os.cpu_count()} cpus), {a.rounds} alternating rounds, '
+          f'load {" ".join(load)}')
+    print(f'{"benchmark":<20} {"mixnas":>10} {"pytorch":>10} {"onnxrt":>10}  ratio')
+    t_ours, t_torch = med[('train', 'mixnas')], med[('train', 'pytorch')]
+    print(f'{"train img/s":<20} {t_ours:>10.1f} {t_torch:>10.1f} {"":>10}  mixnas/pytorch = {t_ours / t_torch:.2f}x')
+    for m in a.models:
+        k = 'latency ' + m
+        o, t, x = med[(k, 'mixnas')], med[(k, 'pytorch')], med[(k, 'onnxruntime')]
+        print(f'{k + " ms":<20} {o:>10.2f} {t:>10.2f} {x:>10.2f}  mixnas/pytorch = {o / t:.2f}, '
+              f'mixnas/onnxrt = {o / x:.2f}  (lower is better)')
+    if a.json:
+        with open(a.json, 'w') as f:
+            json.dump({'date': time.strftime('%Y-%m-%d'), 'cpu': cpu_name(), 'rounds': a.rounds,
+                       'raw': {' / '.join(k): v for k, v in raw.items()},
+                       'median': {' / '.join(k): v for k, v in med.items()}}, f, indent=1)
+
+
+def cpu_name():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == '__main__':
+    main()
