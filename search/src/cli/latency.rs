@@ -74,8 +74,7 @@ fn one_arch(a: &LatencyArgs, spec: &str, cfg: MeasureConfig, threads: usize) -> 
     }
     if a.measure || both {
         let m = lat::measure(&arch, &cfg).map_err(|e| format!("{spec}: {e}"))?;
-        out["measured"] =
-            json!({"median_ms": m.median_ms, "min_ms": m.min_ms, "q25_ms": m.q25_ms, "p90_ms": m.p90_ms, "samples": m.samples});
+        out["measured"] = json!({"median_ms": m.median_ms, "min_ms": m.min_ms, "q25_ms": m.q25_ms, "p90_ms": m.p90_ms, "samples": m.samples});
     }
     if a.predict || both {
         let p = open_calibrated(a, cfg)?;
