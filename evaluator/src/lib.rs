@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod export;
 pub mod latency;
 pub mod model;
 pub mod ops;
@@ -13,15 +14,17 @@ pub mod train;
 /// Returns the count in force (the first call wins).
 pub fn set_threads(threads: usize) -> usize {
     let threads = threads.max(1);
-    if std::env::var_os("MIXNAS_THREADS_SET").is_none() {
+    // Once per process, not per environment: a flag in the environment would leak into child
+    // processes (the search's `nas latency --threads 1`) and keep them at the parent's count.
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
         std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
         // candle's CPU ops run on a second pool whose idle workers spin for a long time; next to
         // the kernels' rayon pool on few cores that spinning steals the cores (1.7x on 2 cores).
         if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
             std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "100");
         }
-        std::env::set_var("MIXNAS_THREADS_SET", "1");
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-    }
+    });
     rayon::current_num_threads()
 }

@@ -8,6 +8,7 @@
 mod executor;
 mod surrogate;
 
+pub(crate) use executor::evaluate_guarded;
 pub use executor::LocalPool;
 pub use surrogate::{surrogate_accuracy, surrogate_latency_ms, SurrogateEvaluator};
 

@@ -6,11 +6,12 @@
 //! a process's thread count is fixed at its first tensor operation. The child predicts from the
 //! machine's lookup table (measuring and adding any part it lacks), or measures.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use evaluator::train::fit::{proxy_evaluate, PreparedData, ProxyConfig};
 use serde::{Deserialize, Serialize};
+use space::{Arch, SearchSpace};
 
 use crate::evaluate::{Evaluation, Evaluator, TrialSpec};
 
@@ -46,33 +47,59 @@ impl ProxyEvaluator {
     /// Latency of `trial`'s architecture from a child `nas latency` process.
     pub fn latency(&self, trial: &TrialSpec) -> Result<(f64, String), String> {
         let file = self.scratch.join(format!("trial-{}.json", trial.id));
-        std::fs::write(&file, trial.arch.to_json()).map_err(|e| format!("{}: {e}", file.display()))?;
-        let mut cmd = Command::new(&self.nas);
-        cmd.arg("latency").arg("--arch").arg(&file).arg(format!("--{}", self.latency.method));
-        cmd.args([
-            "--threads",
-            &self.latency.threads.to_string(),
-            "--resolution",
-            &self.latency.resolution.to_string(),
-        ]);
-        cmd.arg("--json");
-        if let Some(t) = &self.latency.table {
-            cmd.arg("--table").arg(t);
-        }
-        let out = cmd.output().map_err(|e| format!("running {}: {e}", self.nas.display()))?;
-        let _ = std::fs::remove_file(&file);
-        if !out.status.success() {
-            return Err(format!("latency: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("latency output {text:?}: {e}"))?;
-        let found = match v.get("predicted") {
-            Some(p) => p["ms"].as_f64().map(|ms| (ms, "predicted")),
-            None => v["measured"]["median_ms"].as_f64().map(|ms| (ms, "measured")),
-        };
-        let (ms, source) = found.ok_or_else(|| format!("latency output without a time: {text}"))?;
-        Ok((ms, source.to_string()))
+        child_latency(&self.nas, &file, &trial.arch, &self.latency)
     }
+}
+
+/// Asks a child `nas latency` for the latency of `arch` (written to `file`, removed after) as
+/// `setting` says; returns the time and whether it was `predicted` or `measured`.
+pub fn child_latency(nas: &Path, file: &Path, arch: &Arch, setting: &LatencySetting) -> Result<(f64, String), String> {
+    std::fs::write(file, arch.to_json()).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut cmd = Command::new(nas);
+    cmd.arg("latency").arg("--arch").arg(file).arg(format!("--{}", setting.method));
+    cmd.args(["--threads", &setting.threads.to_string(), "--resolution", &setting.resolution.to_string()]);
+    cmd.arg("--json");
+    if let Some(t) = &setting.table {
+        cmd.arg("--table").arg(t);
+    }
+    let out = cmd.output().map_err(|e| format!("running {}: {e}", nas.display()));
+    let _ = std::fs::remove_file(file);
+    let out = out?;
+    if !out.status.success() {
+        return Err(format!("latency: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("latency output {text:?}: {e}"))?;
+    let found = match v.get("predicted") {
+        Some(p) => p["ms"].as_f64().map(|ms| (ms, "predicted")),
+        None => v["measured"]["median_ms"].as_f64().map(|ms| (ms, "measured")),
+    };
+    let (ms, source) = found.ok_or_else(|| format!("latency output without a time: {text}"))?;
+    Ok((ms, source.to_string()))
+}
+
+/// The lowest latency the space allows, predicted from this machine's lookup table: the
+/// space's cheapest settings in every row (first kernel set, expansion, SE and activation
+/// options, fewest layers), with ungrouped and with grouped 1x1 convolutions.
+pub fn fastest_in_space(space: &SearchSpace, setting: &LatencySetting) -> Result<f64, String> {
+    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
+    let cheapest = vec![0; space.decisions.len()];
+    let grouped: Vec<usize> = space
+        .decisions
+        .iter()
+        .map(|d| match d.name.ends_with("groups") {
+            true => d.options.len() - 1,
+            false => 0,
+        })
+        .collect();
+    let predict = LatencySetting { method: "predict".into(), ..setting.clone() };
+    let mut fastest = f64::INFINITY;
+    for (i, point) in [cheapest, grouped].iter().enumerate() {
+        let arch = space.decode(point).map_err(|e| e.to_string())?;
+        let file = std::env::temp_dir().join(format!("mixnas-fastest-{}-{i}.json", std::process::id()));
+        fastest = fastest.min(child_latency(&nas, &file, &arch, &predict)?.0);
+    }
+    Ok(fastest)
 }
 
 impl Drop for ProxyEvaluator {
@@ -112,6 +139,8 @@ pub struct ProxySettings {
     pub epochs: usize,
     pub batch: usize,
     pub max_lr: f64,
+    /// Square side the proxy trains and scores at (`null`: the data's own size).
+    pub resolution: Option<usize>,
     /// Training images per class taken from the data (before the validation hold-out).
     pub train_per_class: Option<usize>,
     /// Validation images per class held out of them.
@@ -126,6 +155,7 @@ impl Default for ProxySettings {
             epochs: p.epochs,
             batch: p.batch,
             max_lr: p.max_lr,
+            resolution: p.resolution,
             train_per_class: None,
             val_per_class: None,
             latency: LatencySetting::default(),
@@ -149,7 +179,7 @@ impl ProxyEvaluator {
         let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
         let scratch = std::env::temp_dir().join(format!("mixnas-search-{}", std::process::id()));
         std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-        let proxy = ProxyConfig { epochs: s.epochs, batch: s.batch, max_lr: s.max_lr };
+        let proxy = ProxyConfig { epochs: s.epochs, batch: s.batch, max_lr: s.max_lr, resolution: s.resolution };
         Ok(Self { data, proxy, latency: s.latency, nas, scratch })
     }
 }

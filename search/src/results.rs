@@ -62,10 +62,28 @@ pub fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     line.push('\n');
     let mut f =
         OpenOptions::new().create(true).append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    drop_torn_tail(path, &f).map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(line.as_bytes())
         .and_then(|_| f.flush())
         .and_then(|_| f.sync_data())
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Cuts a last line without its newline (a kill mid-write), which the next line would
+/// otherwise extend into one unreadable line in the middle of the file.
+fn drop_torn_tail(path: &Path, f: &fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = f.metadata()?.len();
+    let mut last = [b'\n'];
+    if len > 0 {
+        fs::File::open(path)?.read_exact_at(&mut last, len - 1)?;
+    }
+    if last[0] != b'\n' {
+        let bytes = fs::read(path)?;
+        let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        f.set_len(keep as u64)?;
+    }
+    Ok(())
 }
 
 /// Reads a JSON-lines file; a torn last line (a kill mid-write) is ignored, a torn line

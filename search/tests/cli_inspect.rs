@@ -35,9 +35,9 @@ fn broken_architecture_files_are_refused_in_one_line() {
     let breaks: [(&str, fn(&mut serde_json::Value), &str); 4] = [
         ("k4.json", |v| v["blocks"][3]["kernels"] = serde_json::json!([3, 4]), "blocks[3].kernels: kernel size 4"),
         (
-            "g6.json",
-            |v| v["blocks"][2]["kernels"] = serde_json::json!([3, 5, 7, 9, 11, 13]),
-            "blocks[2].kernels: 6 kernel groups",
+            "g7.json",
+            |v| v["blocks"][2]["kernels"] = serde_json::json!([3, 5, 7, 9, 11, 13, 15]),
+            "blocks[2].kernels: 7 kernel groups",
         ),
         ("se.json", |v| v["blocks"][5]["se"] = serde_json::json!(1.5), "blocks[5].se: 1.5 is out of range"),
         ("chain.json", |v| v["blocks"][7]["in"] = serde_json::json!(96), "blocks[7].in: 96 does not chain"),

@@ -94,8 +94,8 @@ mod tests {
     fn hand_broken_architectures_name_file_block_and_field() {
         let e = broken(|v| v["blocks"][3]["kernels"] = serde_json::json!([3, 4]));
         assert_eq!(e, "x.json: blocks[3].kernels: kernel size 4 is not allowed; use odd sizes from 3 to 31");
-        let e = broken(|v| v["blocks"][2]["kernels"] = serde_json::json!([3, 5, 7, 9, 11, 13]));
-        assert!(e.starts_with("x.json: blocks[2].kernels: 6 kernel groups"), "{e}");
+        let e = broken(|v| v["blocks"][2]["kernels"] = serde_json::json!([3, 5, 7, 9, 11, 13, 15]));
+        assert!(e.starts_with("x.json: blocks[2].kernels: 7 kernel groups"), "{e}");
         let e = broken(|v| v["blocks"][5]["se"] = serde_json::json!(1.5));
         assert!(e.starts_with("x.json: blocks[5].se: 1.5 is out of range"), "{e}");
         let e = broken(|v| v["blocks"][7]["in"] = serde_json::json!(96));

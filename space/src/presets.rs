@@ -154,6 +154,18 @@ pub fn mobilenetv2() -> Arch {
     network("mobilenetv2", MOBILENET_V2, 1.0, 1280, 0.2)
 }
 
+/// MobileNetV2 at width `multiplier` (torchvision `mobilenet_v2(width_mult=...)`): every
+/// width rounded by [`round_filters`], the 1280 head kept below 1.0 as the paper does.
+/// `nas experiment` trains these as the base of the MixConv paper's ablations.
+pub fn mobilenetv2_width(multiplier: f64) -> Arch {
+    let head = round_filters(1280, multiplier.max(1.0));
+    let mut arch = network("mobilenetv2", MOBILENET_V2, multiplier, head, 0.2);
+    if multiplier != 1.0 {
+        arch.name = Some(format!("mobilenetv2-{multiplier}"));
+    }
+    arch
+}
+
 pub fn mnasnet_a1() -> Arch {
     let mut arch = network("mnasnet-a1", MNASNET_A1, 1.0, 1280, 0.2);
     arch.blocks[0].skip = false;
@@ -215,6 +227,17 @@ mod tests {
             let from_file: Arch = serde_json::from_str(&text).unwrap();
             assert_eq!(from_file, by_name(name).unwrap(), "configs/{name}.json differs from presets.rs");
         }
+    }
+
+    #[test]
+    fn mobilenetv2_params_match_torchvision_exactly() {
+        // torchvision `mobilenet_v2(width_mult=w)`, 1000 classes: sum of parameter numels.
+        for (multiplier, params) in [(1.0, 3_504_872), (0.5, 1_968_680), (0.35, 1_677_128)] {
+            let arch = mobilenetv2_width(multiplier);
+            assert_eq!(crate::cost(&arch, 224).total.params, params, "width {multiplier}");
+        }
+        assert_eq!(mobilenetv2_width(1.0), mobilenetv2());
+        assert_eq!(mobilenetv2_width(0.5).stem.out, 16);
     }
 
     #[test]

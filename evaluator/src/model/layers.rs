@@ -10,13 +10,13 @@ use crate::ops::{self, Act, MixConvSpec};
 
 /// BatchNorm with running statistics (PyTorch momentum convention), fused with an activation.
 pub struct BatchNorm {
-    gamma: Var,
-    beta: Var,
-    running_mean: Var,
-    running_var: Var,
-    eps: f64,
-    momentum: f64,
-    act: Act,
+    pub(super) gamma: Var,
+    pub(super) beta: Var,
+    pub(super) running_mean: Var,
+    pub(super) running_var: Var,
+    pub(super) eps: f64,
+    pub(super) momentum: f64,
+    pub(super) act: Act,
 }
 
 impl BatchNorm {
@@ -55,10 +55,10 @@ impl BatchNorm {
 
 /// A dense conv (the stem) with explicit, convention-dependent padding.
 pub struct Conv {
-    weight: Var,
-    kernel: usize,
-    stride: usize,
-    padding: Padding,
+    pub(super) weight: Var,
+    pub(super) kernel: usize,
+    pub(super) stride: usize,
+    pub(super) padding: Padding,
 }
 
 impl Conv {
@@ -85,7 +85,7 @@ impl Conv {
 
 /// A grouped 1x1 conv (no shuffle), one weight per group.
 pub struct Pointwise {
-    weights: Vec<Tensor>,
+    pub(super) weights: Vec<Tensor>,
 }
 
 impl Pointwise {
@@ -105,8 +105,8 @@ impl Pointwise {
 
 /// MixConv: one depthwise kernel per channel group.
 pub struct MixConv {
-    weights: Vec<Tensor>,
-    spec: MixConvSpec,
+    pub(super) weights: Vec<Tensor>,
+    pub(super) spec: MixConvSpec,
 }
 
 impl MixConv {
@@ -130,11 +130,11 @@ impl MixConv {
 
 /// Squeeze-excitation: pool, 1x1 reduce (bias), the block's act, 1x1 expand (bias), sigmoid gate.
 pub struct SqueezeExcite {
-    reduce_w: Var,
-    reduce_b: Var,
-    expand_w: Var,
-    expand_b: Var,
-    act: Act,
+    pub(super) reduce_w: Var,
+    pub(super) reduce_b: Var,
+    pub(super) expand_w: Var,
+    pub(super) expand_b: Var,
+    pub(super) act: Act,
 }
 
 impl SqueezeExcite {

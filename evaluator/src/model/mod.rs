@@ -5,6 +5,7 @@
 //! `stem.conv.weight`, `blocks.{i}.{expand,dw,project}.{g}.weight`, `blocks.{i}.bn{1,2,3}.*`,
 //! `blocks.{i}.se.{reduce,expand}.*`, `head.conv.0.weight`, `head.bn.*`, `classifier.*`.
 
+mod eval;
 mod layers;
 pub mod params;
 
@@ -13,6 +14,7 @@ use rand::Rng;
 use space::{Arch, Block};
 
 use crate::ops::Act;
+pub use eval::EvalNet;
 use layers::{BatchNorm, Conv, MixConv, Pointwise, SqueezeExcite};
 pub use params::{Named, ParamStore};
 
@@ -143,8 +145,21 @@ impl MixNet {
         crate::ops::channel_mean(&h)
     }
 
-    /// Eval-mode logits `[N, classes]`.
+    /// Eval-mode logits `[N, classes]`. Folds the weights on every call: to run many inputs,
+    /// build an [`EvalNet`] once with [`MixNet::eval_net`].
     pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        self.eval_net()?.forward(x)
+    }
+
+    /// The network frozen for fast inference with its current weights (BN folded, fused
+    /// kernels, reused buffers). Rebuild it after the weights change.
+    pub fn eval_net(&self) -> Result<EvalNet> {
+        EvalNet::new(self)
+    }
+
+    /// Eval-mode logits through the training ops (BN as a separate affine, SE as its own pass):
+    /// the reference [`EvalNet`] is tested against.
+    pub fn forward_eval_unfused(&self, x: &Tensor) -> Result<Tensor> {
         self.classify(&self.features(x, false)?)
     }
 
@@ -189,6 +204,7 @@ impl MixNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn parameter_count_matches_the_cost_model() -> Result<()> {
@@ -197,6 +213,49 @@ mod tests {
             let net = MixNet::new(&arch, 0, &Device::Cpu)?;
             assert_eq!(net.param_count() as u64, space::cost(&arch, 224).total.params, "{name}");
         }
+        Ok(())
+    }
+
+    /// Random BN statistics and affine parameters, so folding them is actually exercised.
+    fn randomise_batch_norms(net: &MixNet, seed: u64) -> Result<()> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        for n in net.named().iter().filter(|n| n.name.contains("bn.") || n.name.contains(".bn")) {
+            let lo = if n.name.ends_with("running_var") || n.name.ends_with("weight") { 0.5 } else { -0.5 };
+            let v: Vec<f32> = (0..n.var.elem_count()).map(|_| rng.gen_range(lo..lo + 1.0)).collect();
+            n.var.set(&Tensor::from_vec(v, n.var.shape(), &Device::Cpu)?)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn eval_net_matches_the_unfused_eval_forward() -> Result<()> {
+        for (name, res, batch) in [("mixnet_s", 64, 1), ("tf_mixnet_s", 57, 3), ("mixnet_m", 35, 2)] {
+            let mut arch = space::presets::timm_model(name).unwrap();
+            arch.classes = 10;
+            let net = MixNet::new(&arch, 3, &Device::Cpu)?;
+            randomise_batch_norms(&net, 4)?;
+            let x = Tensor::randn(0f32, 1., (batch, 3, res, res), &Device::Cpu)?;
+            let want = net.forward_eval_unfused(&x)?;
+            let eval = net.eval_net()?;
+            for run in 0..2 {
+                let got = eval.forward(&x)?;
+                let diff = (&got - &want)?.abs()?.max_keepdim(1)?.max(0)?.squeeze(0)?.to_scalar::<f32>()?;
+                let scale = want.abs()?.max_keepdim(1)?.max(0)?.squeeze(0)?.to_scalar::<f32>()?.max(1.0);
+                assert!(
+                    diff / scale < 1e-4,
+                    "{name} {res}px batch {batch} run {run}: relative difference {}",
+                    diff / scale
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn eval_net_refuses_the_wrong_channel_count() -> Result<()> {
+        let net = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?;
+        let err = net.eval_net()?.forward(&Tensor::zeros((1, 4, 32, 32), DType::F32, &Device::Cpu)?).unwrap_err();
+        assert!(err.to_string().contains("input has 4 channels, the network takes 3"), "{err}");
         Ok(())
     }
 

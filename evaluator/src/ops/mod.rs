@@ -9,6 +9,7 @@
 pub mod bench;
 mod cpu;
 mod depthwise;
+pub(crate) mod fused;
 mod norm;
 mod pointwise;
 pub mod reference;

@@ -51,14 +51,14 @@ impl Geom {
 }
 
 /// Row-major matrix view: pointer, row stride, column stride.
-type View<T> = (*const T, isize, isize);
+pub(super) type View<T> = (*const T, isize, isize);
 
 /// `dst (m x n, row-major, row stride ld) = [dst +] a (m x k) * b (k x n)`.
 ///
 /// # Safety
 /// Every view must cover its matrix inside a live allocation, and `dst` must not alias `a`/`b`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul<T: Real>(
+pub(super) unsafe fn matmul<T: Real>(
     mkn: (usize, usize, usize),
     dst: *mut T,
     ld: usize,

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod ema;
 pub mod fit;
+pub mod init;
 pub mod loss;
 pub mod optim;
 pub mod run;

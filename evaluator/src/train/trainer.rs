@@ -30,6 +30,9 @@ pub struct TrainConfig {
     /// Weight EMA decay (evaluation uses the averaged weights); `None` for no EMA.
     pub ema_decay: Option<f64>,
     pub seed: u64,
+    /// Fine-tuning: starting weights (a checkpoint directory or a timm `.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<std::path::PathBuf>,
 }
 
 impl TrainConfig {
@@ -45,6 +48,7 @@ impl TrainConfig {
             label_smoothing: 0.1,
             ema_decay: None,
             seed,
+            init: None,
         }
     }
 }
@@ -90,6 +94,11 @@ impl Trainer {
         arch.stem.in_ch = train.output_shape().channels;
         arch.classes = train.dataset().num_classes();
         let net = MixNet::new(&arch, config.seed, &Device::Cpu)?;
+        if let Some(source) = &config.init {
+            if super::init::init_from(&net, source)? {
+                eprintln!("--init {}: classifier re-created for {} classes", source.display(), arch.classes);
+            }
+        }
         let optimizer = Optimizer::new(net.trainable(), config.optimizer)?;
         let ema = match config.ema_decay {
             Some(d) => Some(Ema::new(&net.trainable(), d, true)?),

@@ -6,10 +6,6 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    // Training frees and reallocates the same large buffers every step; returning them to the
-    // OS as huge pages makes each step fault and zero them again. Users can still override.
-    if std::env::var_os("MIMALLOC_ALLOW_LARGE_OS_PAGES").is_none() {
-        std::env::set_var("MIMALLOC_ALLOW_LARGE_OS_PAGES", "0");
-    }
+    search::alloc::keep_freed_memory();
     std::process::exit(search::cli::main_impl());
 }

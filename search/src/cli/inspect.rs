@@ -1,10 +1,14 @@
-//! `nas inspect`: per-block structure and exact costs of one architecture, as a table or JSON.
+//! `nas inspect`: per-block structure and exact costs of one architecture, or the summary of a
+//! search run folder (budget used, best trials, Pareto front), as a table or JSON.
 
 use std::path::Path;
 
 use clap::Args;
 use serde::Serialize;
 use space::{cost, load_arch, Arch, Cost};
+
+use crate::report::{duration, RunFolder};
+use crate::results::TrialRecord;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -16,6 +20,9 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// For a run folder: how many of the best trials to list.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub top: usize,
 }
 
 pub fn exec(args: InspectArgs) -> Result<i32, String> {
@@ -30,9 +37,96 @@ pub fn exec(args: InspectArgs) -> Result<i32, String> {
     super::print(&text)
 }
 
-/// Summary of a search run folder: the results module fills this in once runs are written.
-fn inspect_run(dir: &Path, _args: &InspectArgs) -> Result<i32, String> {
-    Err(format!("{}: is a directory; summarising a search run is not supported yet", dir.display()))
+/// Summary of a search run folder: budget used, best trials and the Pareto front.
+fn inspect_run(dir: &Path, args: &InspectArgs) -> Result<i32, String> {
+    if crate::report::detect(dir)? != crate::report::FolderKind::Search {
+        return Err(format!("{}: a training folder, not a search run (hint: nas report {0})", dir.display()));
+    }
+    let run = RunFolder::load(dir)?;
+    let text = match args.json {
+        true => serde_json::to_string_pretty(&run_json(&run, args.top)).expect("a run summary serialises"),
+        false => run_table(&run, args.top),
+    };
+    super::print(&text)
+}
+
+#[derive(Serialize)]
+struct TrialRow {
+    trial: u64,
+    reward: f64,
+    val_accuracy: f64,
+    latency_ms: f64,
+    latency_source: String,
+    macs: u64,
+    params: u64,
+    arch: Option<String>,
+}
+
+fn trial_row(r: &TrialRecord) -> TrialRow {
+    let e = r.evaluation.as_ref().expect("evaluated trials have an evaluation");
+    TrialRow {
+        trial: r.id,
+        reward: r.reward,
+        val_accuracy: e.val_accuracy,
+        latency_ms: e.latency_ms,
+        latency_source: e.latency_source.clone(),
+        macs: e.macs,
+        params: e.params,
+        arch: r.arch.as_ref().and_then(|a| a.name.clone()),
+    }
+}
+
+fn run_json(run: &RunFolder, top: usize) -> serde_json::Value {
+    serde_json::json!({
+        "run": run.dir.display().to_string(),
+        "setup": run.setup_line(),
+        "budget": run.budget(),
+        "best": run.top(top).into_iter().map(trial_row).collect::<Vec<_>>(),
+        "pareto": run.pareto().into_iter().map(trial_row).collect::<Vec<_>>(),
+    })
+}
+
+fn run_table(run: &RunFolder, top: usize) -> String {
+    let b = run.budget();
+    let state = if b.finished { "finished" } else { "not finished" };
+    let time_budget = b.time_budget_seconds.map_or(String::new(), |t| format!(" of {}", duration(t)));
+    let mut out = format!("run {}: {}\n", run.dir.display(), run.setup_line());
+    out += &format!(
+        "budget: {} of {} trials ({} evaluated, {} cached, {} failed, {} invalid), wall {}{time_budget}, {state}\n",
+        b.trials_done,
+        b.trials_planned,
+        b.evaluated,
+        b.cached,
+        b.failed,
+        b.invalid,
+        duration(b.wall_seconds)
+    );
+    let rows = |records: Vec<&TrialRecord>| {
+        let mut text = format!(
+            "{:>6} {:>8} {:>9} {:>10} {:>12} {:>11}  {}\n",
+            "trial", "reward", "accuracy", "latency", "MACs", "params", "arch"
+        );
+        for r in records.into_iter().map(trial_row) {
+            text += &format!(
+                "{:>6} {:>8.4} {:>9.4} {:>8.1}ms {:>12} {:>11}  {}\n",
+                r.trial,
+                r.reward,
+                r.val_accuracy,
+                r.latency_ms,
+                thousands(r.macs),
+                thousands(r.params),
+                r.arch.unwrap_or_default()
+            );
+        }
+        text
+    };
+    let best = run.top(top);
+    out += &format!("\nbest {} trials by reward:\n", best.len());
+    out += &rows(best);
+    let front = run.pareto();
+    out += &format!("\nPareto front (accuracy vs latency), {} trials:\n", front.len());
+    out += &rows(front);
+    out.trim_end().to_string()
 }
 
 #[derive(Serialize)]

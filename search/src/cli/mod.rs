@@ -1,12 +1,17 @@
 //! The `nas` command line: clap types in, one `exec` per command, one error line out.
 
 mod bench;
+mod broker;
+mod experiment;
+mod export;
 mod infer;
 mod inspect;
 mod latency;
+mod report;
 mod search;
 mod space;
 mod train;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +31,8 @@ pub enum Command {
     Eval(train::EvalArgs),
     /// Logits of a stored tensor, or the top-5 classes of images, from a checkpoint.
     Infer(infer::InferArgs),
+    /// A checkpoint as an ONNX model (opset 17, BN folded) with its trained weights.
+    Export(export::ExportArgs),
     /// Convert timm MixNet weights into a mixnas checkpoint.
     ImportTimm(infer::ImportTimmArgs),
     /// Per-block structure, parameters and MACs of an architecture file or preset.
@@ -36,8 +43,14 @@ pub enum Command {
     Latency(latency::LatencyArgs),
     /// Latency-aware architecture search; writes a run folder with best.json.
     Search(search::SearchArgs),
+    /// An HTML report with plots of a search run or a `nas train` folder.
+    Report(report::ReportArgs),
     /// Benchmarks matching the PyTorch / ONNX Runtime yardsticks.
     Bench(bench::BenchArgs),
+    /// The MixConv paper's experiments (kernel size, partition, dilation, single layer) at proxy scale.
+    Experiment(experiment::ExperimentArgs),
+    /// Evaluate trials for `nas search --broker` runs (NATS JetStream) on this machine.
+    Worker(worker::WorkerArgs),
 }
 
 fn exec(command: Command) -> Result<i32, String> {
@@ -46,18 +59,34 @@ fn exec(command: Command) -> Result<i32, String> {
         Command::Eval(a) => train::exec_eval(a),
         Command::Infer(a) => infer::exec_infer(a),
         Command::ImportTimm(a) => infer::exec_import_timm(a),
+        Command::Export(a) => export::exec(a),
         Command::Bench(a) => bench::exec(a),
         Command::Inspect(a) => inspect::exec(a),
         Command::Space(a) => space::exec(a),
         Command::Latency(a) => latency::exec(a),
         Command::Search(a) => search::exec(a),
+        Command::Report(a) => report::exec(a),
+        Command::Worker(a) => worker::exec(a),
+        Command::Experiment(a) => experiment::exec(a),
     }
 }
 
 /// Parses the arguments, runs the command and returns the exit code: 0 success, 1 finished
 /// with failures, 2 error (one line on stderr).
 pub fn main_impl() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Usage errors are one line like every other error; --help and --version print as usual.
+        Err(e) if e.use_stderr() => {
+            let text = e.to_string();
+            eprintln!("nas: {}", text.lines().next().unwrap_or_default().trim_start_matches("error: "));
+            return 2;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return 0;
+        }
+    };
     match exec(cli.command) {
         Ok(code) => code,
         Err(message) => {

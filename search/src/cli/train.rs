@@ -75,6 +75,11 @@ pub struct TrainArgs {
     /// Output directory (model.safetensors, checkpoint.json, metrics.json).
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
+    /// Fine-tune: start from a `nas train` checkpoint directory or a timm-format `.safetensors`
+    /// (timm names, e.g. HF hub `timm/mixnet_s.ft_in1k` model.safetensors with --arch mixnet-s).
+    /// The classifier is re-created when the class count differs.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub init: Option<PathBuf>,
     /// Continue the killed or finished run in DIR with its own configuration.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["arch", "out"])]
     pub resume: Option<PathBuf>,
@@ -140,6 +145,7 @@ fn plan(a: &TrainArgs) -> Result<(space::Arch, DataSpec, TrainConfig, PathBuf, b
         label_smoothing: a.label_smoothing,
         ema_decay: a.ema,
         seed: a.seed,
+        init: a.init.clone(),
     };
     cfg.optimizer.validate().map_err(|e| e.to_string())?;
     Ok((arch, data, cfg, a.out.clone().expect("clap requires --out"), false))

@@ -18,7 +18,8 @@ impl LocalPool {
     }
 }
 
-fn evaluate_guarded(evaluator: &dyn Evaluator, trial: &TrialSpec) -> Result<Evaluation, String> {
+/// Runs the evaluator, turning a panic into an error (shared with the distributed worker).
+pub(crate) fn evaluate_guarded(evaluator: &dyn Evaluator, trial: &TrialSpec) -> Result<Evaluation, String> {
     match catch_unwind(AssertUnwindSafe(|| evaluator.evaluate(trial))) {
         Ok(result) => result,
         Err(panic) => {

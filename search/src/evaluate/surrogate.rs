@@ -11,6 +11,9 @@
 //!   + 0.001 per swish block in the second half
 //!   - 0.01 per block below 12 or above 24              too shallow / too deep
 //!   + N(0, 0.003) noise seeded by the trial seed, clamped to [0.05, 0.95].
+//!
+//! Test hook (off unless set; for the integration tests only): `MIXNAS_SURROGATE_DELAY_MS=N`
+//! sleeps N ms in every evaluation, so a test can kill `nas search` while trials are running.
 
 use super::{Evaluation, Evaluator, TrialSpec};
 use crate::strategy::SeededRng;
@@ -51,6 +54,9 @@ fn noise(seed: u64) -> f64 {
 
 impl Evaluator for SurrogateEvaluator {
     fn evaluate(&self, trial: &TrialSpec) -> Result<Evaluation, String> {
+        if let Some(ms) = std::env::var("MIXNAS_SURROGATE_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let total = space::cost(&trial.arch, 224).total;
         let accuracy = surrogate_accuracy(&trial.arch) + 0.003 * noise(trial.seed);
         Ok(Evaluation {

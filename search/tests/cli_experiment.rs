@@ -1,0 +1,94 @@
+//! `nas experiment` through the built binary, at a tiny budget: a kernel sweep finishes with
+//! results.json and its figure, a rerun resumes without retraining, other settings are refused.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().expect("nas runs")
+}
+
+fn ok(out: Output) -> Output {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A tiny kernel sweep: MobileNetV2 x0.35 on 16px Fashion-MNIST, three variants.
+fn sweep(dir: &Path, seeds: &str, epochs: &str) -> Output {
+    nas(&[
+        "experiment",
+        "kernel-sweep",
+        "--data",
+        "default",
+        "--subset",
+        "12",
+        "--epochs",
+        epochs,
+        "--seeds",
+        seeds,
+        "--width",
+        "0.35",
+        "--resolution",
+        "16",
+        "--batch",
+        "32",
+        "--variants",
+        "single-k3,single-k5,mix-3-5",
+        "--latency",
+        "measure",
+        "--latency-resolution",
+        "32",
+        "--out",
+        dir.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn a_tiny_kernel_sweep_writes_results_and_a_figure_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sweep");
+    let out = ok(sweep(&dir, "2", "1"));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("mix-3-5") && table.contains("3.5"), "{table}");
+
+    let results: serde_json::Value = serde_json::from_str(&read(&dir.join("results.json"))).unwrap();
+    let variants = results["variants"].as_array().unwrap();
+    let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["single-k3", "single-k5", "mix-3-5"]);
+    for v in variants {
+        let accs = v["accuracies"].as_array().unwrap();
+        assert_eq!(accs.len(), 2, "{v}");
+        let mean = v["accuracy_mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&mean) && v["accuracy_std"].as_f64().unwrap() >= 0.0, "{v}");
+        assert_eq!(v["latency"]["source"], "measured");
+        assert!(v["latency"]["ms"].as_f64().unwrap() > 0.0);
+    }
+    // A 5x5 kernel everywhere costs more parameters than 3x3; MixConv {3,5} lies between.
+    let params: Vec<u64> = variants.iter().map(|v| v["params"].as_u64().unwrap()).collect();
+    assert!(params[0] < params[2] && params[2] < params[1], "{params:?}");
+    let svg = read(&dir.join("kernel-sweep.svg"));
+    assert!(svg.starts_with("<svg") && svg.contains("MixConv {3..k}") && svg.contains("single k x k"));
+    let variant = read(&dir.join("variants/mix-3-13.json"));
+    assert!(variant.contains("\"format\": \"mixnas.arch/1\""));
+
+    // A third seed: only its three runs are trained, the first six lines stay as they were.
+    let runs = read(&dir.join("runs.jsonl"));
+    assert_eq!(runs.lines().count(), 6);
+    let out = ok(sweep(&dir, "3", "1"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 runs already in"));
+    let more = read(&dir.join("runs.jsonl"));
+    assert_eq!(more.lines().count(), 9);
+    assert!(more.starts_with(&runs));
+    assert_eq!(read(&dir.join("latency.jsonl")).lines().count(), 3);
+
+    // Other training settings would mix incomparable runs: refused in one line.
+    let out = sweep(&dir, "3", "2");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("experiment.json: epochs: this folder was run with 1, not 2"), "{err}");
+    assert_eq!(read(&dir.join("runs.jsonl")), more);
+}

@@ -1,0 +1,104 @@
+//! `nas export` end to end: the ONNX model it writes, run in ONNX Runtime, gives the logits
+//! `nas infer` gives for the same checkpoint and input (max abs difference < 1e-4).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{Device, Tensor};
+use evaluator::export::ort;
+use evaluator::model::{adapt_for_resolution, MixNet};
+use evaluator::train::checkpoint::save_tensors;
+use evaluator::train::run::{save, CheckpointRecord, CHECKPOINT_FORMAT};
+use rand::SeedableRng;
+
+fn nas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().expect("nas runs")
+}
+
+fn ok(out: Output) {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `nas export` at `res`, then ONNX Runtime vs `nas infer` on `input.safetensors`.
+fn export_vs_infer(python: &str, ckpt: &Path, input: &Path, res: usize, dir: &Path) -> f32 {
+    let (model, logits) = (dir.join("model.onnx"), dir.join("logits.safetensors"));
+    ok(nas(&["export", "--checkpoint", s(ckpt), "--onnx", s(&model), "--resolution", &res.to_string()]));
+    ok(nas(&["infer", "--checkpoint", s(ckpt), "--tensor", s(input), "--output", s(&logits)]));
+    let x = candle_core::safetensors::load(input, &Device::Cpu).unwrap().remove("input").unwrap();
+    let ours = candle_core::safetensors::load(&logits, &Device::Cpu).unwrap().remove("logits").unwrap();
+    let theirs = ort::run(python, &model, &x).unwrap();
+    assert_eq!(ours.dims(), theirs.dims());
+    (ours - theirs).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+}
+
+#[test]
+fn exported_timm_mixnet_s_matches_nas_infer_in_onnx_runtime() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/timm");
+    if !fixtures.exists() {
+        eprintln!("SKIPPED: timm fixtures not found at {}", fixtures.display());
+        return;
+    }
+    let Some(python) = ort::python_for_tests() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("mixnet_s");
+    let weights = fixtures.join("mixnet_s.weights.safetensors");
+    ok(nas(&["import-timm", "--model", "mixnet_s", "--weights", s(&weights), "--out", s(&ckpt)]));
+    let d = export_vs_infer(&python, &ckpt, &fixtures.join("mixnet_s.io.safetensors"), 96, dir.path());
+    eprintln!("mixnet_s: nas export in ONNX Runtime vs nas infer, max abs diff {d:e}");
+    assert!(d < 1e-4, "max abs diff {d}");
+}
+
+/// A checkpoint as `nas train` writes it at 32x32: a sampled architecture with proxy strides.
+fn proxy_checkpoint(dir: &Path) -> PathBuf {
+    let space = space::SearchSpace::default_space();
+    let source = space.decode(&space.sample(&mut rand::rngs::StdRng::seed_from_u64(5))).unwrap();
+    let arch = adapt_for_resolution(&source, 32);
+    let net = MixNet::new(&arch, 9, &Device::Cpu).unwrap();
+    let record = CheckpointRecord {
+        format: CHECKPOINT_FORMAT.into(),
+        arch,
+        source_arch: Some(source),
+        epoch: 0,
+        train: None,
+        optimizer: None,
+        ema_updates: None,
+        data: None,
+    };
+    let ckpt = dir.join("sampled");
+    save(&ckpt, &net, &record, Vec::new()).unwrap();
+    ckpt
+}
+
+#[test]
+fn exported_proxy_checkpoint_matches_nas_infer_and_needs_its_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = proxy_checkpoint(dir.path());
+    let model = dir.path().join("model.onnx");
+    let refused = nas(&["export", "--checkpoint", s(&ckpt), "--onnx", s(&model)]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(err.contains("--resolution") && err.lines().count() == 1, "{err}");
+    assert!(!model.exists(), "nothing is written on an error");
+    let Some(python) = ort::python_for_tests() else { return };
+    let input = dir.path().join("input.safetensors");
+    let x = Tensor::randn(0f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
+    save_tensors(&input, &[("input".into(), x)], None).unwrap();
+    let d = export_vs_infer(&python, &ckpt, &input, 32, dir.path());
+    eprintln!("sampled (proxy strides, 32 px): nas export in ONNX Runtime vs nas infer, max abs diff {d:e}");
+    assert!(d < 1e-4, "max abs diff {d}");
+}
+
+#[test]
+fn export_of_a_missing_checkpoint_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.onnx");
+    let out = nas(&["export", "--checkpoint", s(&dir.path().join("none")), "--onnx", s(&model)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("none/model.safetensors") && err.lines().count() == 1, "{err}");
+    assert!(!model.exists());
+}

@@ -1,0 +1,130 @@
+//! `nas search` as a process: SIGKILL at several moments and `--resume` reach the journal of an
+//! uninterrupted run; bad input is one error line, exit 2 and no run folder; an unreachable
+//! latency target is warned about from the lookup table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use search::results::{read_lines, TrialRecord};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `nas search` over the shipped defaults, surrogate evaluator, two workers.
+fn search(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas"));
+    cmd.arg("search").arg("--config").arg(workspace().join("configs/search.json"));
+    cmd.args(["--evaluator", "surrogate", "--workers", "2", "--threads", "2", "--quiet"]);
+    cmd.args(args);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("nas runs")
+}
+
+/// The journal by id without timestamps; panics unless every id appears exactly once.
+fn journal(dir: &Path) -> Vec<TrialRecord> {
+    let mut records: Vec<TrialRecord> = read_lines(&dir.join("trials.jsonl")).unwrap();
+    records.sort_by_key(|r| r.id);
+    let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(ids, unique, "a trial journalled twice in {}", dir.display());
+    for r in &mut records {
+        (r.started_at, r.finished_at) = (0.0, 0.0);
+    }
+    records
+}
+
+fn lines_in(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("trials.jsonl")).map_or(0, |t| t.lines().count())
+}
+
+/// Kills `child` with SIGKILL once `ready` holds (or the process ends by itself).
+fn kill_when(mut child: Child, ready: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !ready() && child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(120), "the search made no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill(); // SIGKILL on Unix
+    child.wait().unwrap();
+}
+
+#[test]
+fn sigkill_and_resume_reach_the_uninterrupted_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, broken) = (tmp.path().join("whole"), tmp.path().join("broken"));
+    let common = ["--trials", "24", "--seed", "7", "--target-latency", "35ms"];
+    let out = run(search(&common).arg("--out").arg(&whole));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = journal(&whole);
+    assert_eq!(expected.len(), 24);
+
+    // Slowed trials so that kills land mid-run: right after start, then after 5 and 14 trials.
+    let delayed = |cmd: &mut Command| cmd.env("MIXNAS_SURROGATE_DELAY_MS", "40").stderr(Stdio::null()).spawn().unwrap();
+    let first = delayed(search(&common).arg("--out").arg(&broken));
+    kill_when(first, || broken.join("config.json").exists());
+    for after in [5, 14] {
+        let resumed = delayed(search(&["--resume"]).arg(&broken));
+        kill_when(resumed, || lines_in(&broken) >= after);
+        let so_far = journal(&broken);
+        assert!(so_far.len() >= after && so_far.len() < 24, "killed after {} trials", so_far.len());
+        for r in &so_far {
+            assert_eq!(Some(r), expected.iter().find(|e| e.id == r.id), "trial {} differs", r.id);
+        }
+    }
+    let out = run(search(&["--resume"]).arg(&broken));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(journal(&broken), expected);
+    assert!(broken.join("best.json").exists());
+}
+
+/// Exit code and stderr lines of a run expected to fail before creating anything.
+fn refused(mut cmd: Command, out_dir: &Path) -> (i32, Vec<String>) {
+    let out = run(cmd.arg("--out").arg(out_dir));
+    assert!(!out_dir.exists(), "{} was left behind", out_dir.display());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), stderr.lines().map(String::from).collect())
+}
+
+#[test]
+fn bad_input_is_one_line_exit_2_and_no_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+
+    let (code, lines) = refused(search(&["--target-latency", "fast"]), &out_dir);
+    assert_eq!((code, lines.len()), (2, 1), "{lines:?}");
+    assert!(lines[0].contains("--target-latency") && lines[0].contains("fast"), "{lines:?}");
+
+    let missing = tmp.path().join("no-such-data");
+    let (code, lines) = refused(search(&["--evaluator", "proxy", "--data", missing.to_str().unwrap()]), &out_dir);
+    assert_eq!((code, lines.len()), (2, 1), "{lines:?}");
+    assert!(lines[0].contains("no-such-data"), "{lines:?}");
+
+    // A results folder under a plain file cannot be created, even by root.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let (code, lines) = refused(search(&[]), &file.join("run"));
+    assert_eq!((code, lines.len()), (2, 1), "{lines:?}");
+    assert!(lines[0].contains("a-file"), "{lines:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a folder");
+}
+
+#[test]
+fn an_unreachable_target_is_warned_about_from_the_lookup_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(Command::new(env!("CARGO_BIN_EXE_nas"))
+        .args(["search", "--target-latency", "1ms", "--trials", "0"])
+        .arg("--config")
+        .arg(workspace().join("configs/search.json"))
+        .arg("--out")
+        .arg(tmp.path().join("run")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr.lines().find(|l| l.contains("warning")).unwrap_or_else(|| panic!("no warning: {stderr}"));
+    assert!(warning.contains("1ms is unreachable") && warning.contains("lookup-table"), "{warning}");
+}
