@@ -145,10 +145,11 @@ impl MixNet {
         crate::ops::channel_mean(&h)
     }
 
-    /// Eval-mode logits `[N, classes]`. Folds the weights on every call: to run many inputs,
-    /// build an [`EvalNet`] once with [`MixNet::eval_net`].
+    /// Eval-mode logits `[N, classes]`, through the training ops. [`EvalNet`] (BN folded, fused
+    /// kernels) is equal to it but measured slower at batch 1 on one thread so far, so it is not
+    /// the default yet.
     pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
-        self.eval_net()?.forward(x)
+        self.forward_eval_unfused(x)
     }
 
     /// The network frozen for fast inference with its current weights (BN folded, fused

@@ -29,8 +29,7 @@ fn read_source(source: &Path, arch: &space::Arch) -> Result<HashMap<String, Tens
 /// re-created because the class counts differ. A tensor that is missing or of another shape
 /// is refused with one line naming it (another architecture's weights never half-load).
 pub fn init_from(net: &MixNet, source: &Path) -> Result<bool> {
-    let found = read_source(source, net.arch())
-        .map_err(|e| Error::Msg(format!("--init {}: {e}", source.display())))?;
+    let found = read_source(source, net.arch()).map_err(|e| Error::Msg(format!("--init {}: {e}", source.display())))?;
     let mut new_head = false;
     for n in net.named() {
         let head = CLASSIFIER.contains(&n.name.as_str());
