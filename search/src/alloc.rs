@@ -17,8 +17,8 @@ extern "C" {
 }
 
 /// `mi_option_purge_delay` (milliseconds before freed memory is returned; -1 = never). The crate
-/// does not export it as a constant; 15 is its place in `mi_option_e` of both mimalloc v2 and v3
-/// (the test below checks it against the documented default).
+/// does not export it as a constant; 15 is its place in `mi_option_e` (the test below checks that
+/// it is the option `MIMALLOC_PURGE_DELAY` sets).
 const PURGE_DELAY: c_int = 15;
 
 /// Keeps freed memory mapped for reuse instead of handing it back to the OS, unless the user
@@ -40,11 +40,26 @@ pub fn purge_delay_ms() -> i64 {
 mod tests {
     use super::*;
 
+    /// Run in a child process started with `MIMALLOC_PURGE_DELAY=123`: prints what option
+    /// `PURGE_DELAY` reads there, which is 123 only if it is the option that variable sets.
     #[test]
-    fn purge_delay_option_is_the_one_set() {
-        // mimalloc documents a default of 10 ms; seeing it proves the option index is right.
+    fn child_reports_purge_delay() {
+        if std::env::var_os("MIXNAS_ALLOC_CHILD").is_some() {
+            println!("purge_delay={}", purge_delay_ms());
+        }
+    }
+
+    #[test]
+    fn purge_delay_option_is_the_one_the_environment_sets() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "alloc::tests::child_reports_purge_delay", "--nocapture", "--test-threads=1"])
+            .env("MIXNAS_ALLOC_CHILD", "1")
+            .env("MIMALLOC_PURGE_DELAY", "123")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("purge_delay=123"), "option index is not mimalloc's purge delay: {text}");
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            assert_eq!(purge_delay_ms(), 10);
             keep_freed_memory();
             assert_eq!(purge_delay_ms(), -1);
         }
