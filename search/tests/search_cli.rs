@@ -101,7 +101,9 @@ fn bad_input_is_one_line_exit_2_and_no_run_folder() {
     assert!(lines[0].contains("--target-latency") && lines[0].contains("fast"), "{lines:?}");
 
     let missing = tmp.path().join("no-such-data");
-    let (code, lines) = refused(search(&["--evaluator", "proxy", "--data", missing.to_str().unwrap()]), &out_dir);
+    let mut proxy = Command::new(env!("CARGO_BIN_EXE_nas"));
+    proxy.args(["search", "--target-latency", "75ms", "--evaluator", "proxy", "--quiet", "--data"]).arg(&missing);
+    let (code, lines) = refused(proxy, &out_dir);
     assert_eq!((code, lines.len()), (2, 1), "{lines:?}");
     assert!(lines[0].contains("no-such-data"), "{lines:?}");
 
