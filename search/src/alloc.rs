@@ -31,6 +31,7 @@ pub fn keep_freed_memory() {
 }
 
 /// The purge delay in force, in milliseconds.
+#[allow(clippy::useless_conversion)] // c_long is i64 here, i32 on some targets
 pub fn purge_delay_ms() -> i64 {
     // SAFETY: plain option getter.
     i64::from(unsafe { mi_option_get(PURGE_DELAY) })

@@ -55,6 +55,14 @@ impl ProxyEvaluator {
 /// `setting` says; returns the time and whether it was `predicted` or `measured`.
 pub fn child_latency(nas: &Path, file: &Path, arch: &Arch, setting: &LatencySetting) -> Result<(f64, String), String> {
     std::fs::write(file, arch.to_json()).map_err(|e| format!("{}: {e}", file.display()))?;
+    let out = file_latency(nas, file, setting);
+    let _ = std::fs::remove_file(file);
+    out
+}
+
+/// The latency of the architecture file `file` from a child `nas latency --json`, whose thread
+/// count (the target's) is independent of this process's training threads.
+pub fn file_latency(nas: &Path, file: &Path, setting: &LatencySetting) -> Result<(f64, String), String> {
     let mut cmd = Command::new(nas);
     cmd.arg("latency").arg("--arch").arg(file).arg(format!("--{}", setting.method));
     cmd.args(["--threads", &setting.threads.to_string(), "--resolution", &setting.resolution.to_string()]);
@@ -62,11 +70,9 @@ pub fn child_latency(nas: &Path, file: &Path, arch: &Arch, setting: &LatencySett
     if let Some(t) = &setting.table {
         cmd.arg("--table").arg(t);
     }
-    let out = cmd.output().map_err(|e| format!("running {}: {e}", nas.display()));
-    let _ = std::fs::remove_file(file);
-    let out = out?;
+    let out = cmd.output().map_err(|e| format!("running {}: {e}", nas.display()))?;
     if !out.status.success() {
-        return Err(format!("latency: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!("latency of {}: {}", file.display(), String::from_utf8_lossy(&out.stderr).trim()));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("latency output {text:?}: {e}"))?;

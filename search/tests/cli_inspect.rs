@@ -32,7 +32,8 @@ fn inspect_reports_reference_totals_for_the_presets() {
 fn broken_architecture_files_are_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let good: serde_json::Value = serde_json::from_str(&space::presets::mixnet_s().to_json()).unwrap();
-    let breaks: [(&str, fn(&mut serde_json::Value), &str); 4] = [
+    type Break = (&'static str, fn(&mut serde_json::Value), &'static str);
+    let breaks: [Break; 4] = [
         ("k4.json", |v| v["blocks"][3]["kernels"] = serde_json::json!([3, 4]), "blocks[3].kernels: kernel size 4"),
         (
             "g7.json",

@@ -48,7 +48,8 @@ impl Default for Fit {
 }
 
 /// A latency table: `entries` are part keys (see `parts.rs`) to milliseconds; `bases` are the
-/// probe bases they were isolated against, kept so parts added later reuse them.
+/// median times of the probe bases they were isolated against (each part is timed in pairs
+/// with its base; the base times are kept to read the table, not reused).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Table {

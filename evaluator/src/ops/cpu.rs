@@ -61,7 +61,7 @@ fn exp_neg_f32(x: f32) -> f32 {
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
-    let p = p * r + 5.000_000e-1;
+    let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let bits = (t.to_bits() as i32).wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
     y * f32::from_bits(bits as u32)

@@ -54,7 +54,7 @@ pub(crate) fn pointwise_into(
     let cout: usize = groups.iter().map(|g| g.1).sum();
     let cin: usize = groups.iter().map(|g| g.0).sum();
     assert!(x.len() == cin * hw && out.len() == cout * hw && bias.len() == cout, "pointwise_into: sizes");
-    assert!(residual.map_or(true, |r| r.len() == out.len()), "pointwise_into: residual size");
+    assert!(residual.is_none_or(|r| r.len() == out.len()), "pointwise_into: residual size");
     // About 64 KiB of outputs per tile, in multiples of 16 columns.
     let tile = ((16 * 1024 / cout.max(1)).clamp(64, 1024) / 16 * 16).min(hw);
     let tiles = hw.div_ceil(tile);

@@ -3,12 +3,12 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use evaluator::train::fit::{proxy_evaluate, PreparedData, ProxyConfig};
 
 use super::journal::{self, ExperimentConfig, LatencyRecord, Results, RunRecord};
 use super::Variant;
+use crate::proxy::{file_latency, LatencySetting};
 use crate::results::{append_line, unix_now, write_json};
 
 /// Trains the runs missing from `dir/runs.jsonl`, appending each as it finishes; returns how
@@ -80,7 +80,13 @@ pub fn measure_missing_latency(dir: &Path, variants: &[Variant], plan: &LatencyP
     for v in variants {
         let have = known.get(&v.name).is_some_and(|r| (r.resolution, r.threads) == (plan.resolution, plan.threads));
         if !have {
-            let (ms, source) = child_latency(&variant_file(dir, &v.name), plan)?;
+            let setting = LatencySetting {
+                method: plan.method.clone(),
+                threads: plan.threads,
+                resolution: plan.resolution,
+                table: None,
+            };
+            let (ms, source) = file_latency(&plan.nas, &variant_file(dir, &v.name), &setting)?;
             let record = LatencyRecord {
                 variant: v.name.clone(),
                 ms,
@@ -96,30 +102,6 @@ pub fn measure_missing_latency(dir: &Path, variants: &[Variant], plan: &LatencyP
 
 pub fn variant_file(dir: &Path, name: &str) -> PathBuf {
     dir.join("variants").join(format!("{name}.json"))
-}
-
-/// Latency from `nas latency --predict|--measure --json` in a child process, whose thread
-/// count (the target's, one core) is independent of this process's training threads.
-fn child_latency(file: &Path, plan: &LatencyPlan) -> Result<(f64, String), String> {
-    let out = Command::new(&plan.nas)
-        .arg("latency")
-        .arg("--arch")
-        .arg(file)
-        .arg(format!("--{}", plan.method))
-        .args(["--threads", &plan.threads.to_string(), "--resolution", &plan.resolution.to_string(), "--json"])
-        .output()
-        .map_err(|e| format!("running {}: {e}", plan.nas.display()))?;
-    if !out.status.success() {
-        return Err(format!("latency of {}: {}", file.display(), String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("latency output {text:?}: {e}"))?;
-    let found = match v.get("predicted") {
-        Some(p) => p["ms"].as_f64().map(|ms| (ms, "predicted")),
-        None => v["measured"]["median_ms"].as_f64().map(|ms| (ms, "measured")),
-    };
-    let (ms, source) = found.ok_or_else(|| format!("latency output without a time: {text}"))?;
-    Ok((ms, source.to_string()))
 }
 
 /// Derives `dir/results.json` from the folder's records.
