@@ -93,6 +93,8 @@ pub struct MixNet {
     classifier_w: Var,
     classifier_b: Var,
     params: Vec<Named>,
+    /// The stem and blocks `0..n` are a fixed feature extractor in training (fine-tuning).
+    frozen_blocks: Option<usize>,
 }
 
 impl MixNet {
@@ -113,7 +115,29 @@ impl MixNet {
         );
         let classifier_w = ps.linear("classifier.weight".into(), arch.classes, width)?;
         let classifier_b = ps.constant("classifier.bias".into(), arch.classes, 0.0, true)?;
-        Ok(Self { arch: arch.clone(), stem, blocks, head, classifier_w, classifier_b, params: ps.entries })
+        let params = ps.entries;
+        Ok(Self { arch: arch.clone(), stem, blocks, head, classifier_w, classifier_b, params, frozen_blocks: None })
+    }
+
+    /// Fine-tuning: the stem and blocks `0..n` become a fixed feature extractor in training:
+    /// batch norm there uses (and keeps) its running statistics, as timm's `freeze` does, and
+    /// no gradient flows below block `n`, which also spares their backward pass. The optimiser
+    /// must skip the same tensors ([`MixNet::is_frozen_name`]).
+    pub fn freeze_until(&mut self, n: usize) -> Result<()> {
+        if n > self.blocks.len() {
+            candle_core::bail!("freeze_until {n}: the network has {} blocks", self.blocks.len())
+        }
+        self.frozen_blocks = Some(n);
+        Ok(())
+    }
+
+    /// Whether the tensor `name` belongs to the stem or one of blocks `0..n`.
+    pub fn is_frozen_name(name: &str, n: usize) -> bool {
+        if name.starts_with("stem.") {
+            return true;
+        }
+        let block = name.strip_prefix("blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse().ok());
+        block.is_some_and(|i: usize| i < n)
     }
 
     pub fn arch(&self) -> &Arch {
@@ -137,9 +161,18 @@ impl MixNet {
 
     /// Features before the classifier: `[N, head width]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = self.stem.1.forward(&self.stem.0.forward(x)?, train)?;
-        for b in &self.blocks {
-            h = b.forward(&h, train)?;
+        // Stage 0 is the stem, stage i + 1 block i; stages up to `frozen` run in eval mode.
+        let frozen = self.frozen_blocks.filter(|_| train);
+        let live = |stage: usize| train && frozen.is_none_or(|n| stage > n);
+        let mut h = self.stem.1.forward(&self.stem.0.forward(x)?, live(0))?;
+        for (i, b) in self.blocks.iter().enumerate() {
+            if frozen == Some(i) {
+                h = h.detach();
+            }
+            h = b.forward(&h, live(i + 1))?;
+        }
+        if frozen == Some(self.blocks.len()) {
+            h = h.detach();
         }
         h = self.head.1.forward(&self.head.0.forward(&h)?, train)?;
         crate::ops::channel_mean(&h)
@@ -206,6 +239,15 @@ impl MixNet {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn frozen_names_are_the_stem_and_the_first_blocks() {
+        let frozen = |name| MixNet::is_frozen_name(name, 2);
+        assert!(frozen("stem.bn.running_mean") && frozen("blocks.0.dw.0.weight") && frozen("blocks.1.se.reduce.bias"));
+        assert!(!frozen("blocks.2.bn1.weight") && !frozen("blocks.10.expand.0.weight"));
+        assert!(!frozen("head.conv.0.weight") && !frozen("classifier.weight"));
+        assert!(MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu).unwrap().freeze_until(17).is_err());
+    }
 
     #[test]
     fn parameter_count_matches_the_cost_model() -> Result<()> {

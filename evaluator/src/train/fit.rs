@@ -62,14 +62,23 @@ impl PreparedData {
         Ok(Self { train: Arc::new(train), val: Arc::new(val), test: Arc::new(splits.test), norm, augment, record })
     }
 
-    pub fn train_loader(&self, batch: usize, seed: u64) -> Loader {
-        let cfg = LoaderConfig { batch_size: batch, seed, augment: self.augment, ..Default::default() };
+    /// Training batches, resized to `resolution` x `resolution` when given.
+    pub fn train_loader(&self, batch: usize, seed: u64, resolution: Option<usize>) -> Loader {
+        let resize = square(resolution);
+        let cfg = LoaderConfig { batch_size: batch, seed, augment: self.augment, resize, ..Default::default() };
         Loader::new(self.train.clone(), self.norm.clone(), cfg)
     }
 
-    pub fn eval_loader(&self, data: &Arc<Dataset>, batch: usize) -> Loader {
-        Loader::new(data.clone(), self.norm.clone(), LoaderConfig { batch_size: batch, ..Default::default() })
+    /// Evaluation batches of `data` (never augmented), resized as [`PreparedData::train_loader`].
+    pub fn eval_loader(&self, data: &Arc<Dataset>, batch: usize, resolution: Option<usize>) -> Loader {
+        let cfg = LoaderConfig { batch_size: batch, resize: square(resolution), ..Default::default() };
+        Loader::new(data.clone(), self.norm.clone(), cfg)
     }
+}
+
+/// A bilinear resize to `side` x `side`.
+fn square(side: Option<usize>) -> Option<Resize> {
+    side.map(|side| Resize { height: side, width: side, interp: Interp::Bilinear })
 }
 
 /// Trains `arch` into `dir`, checkpointing after every epoch; with `resume`, continues from the
@@ -82,8 +91,9 @@ pub fn train_to_dir(
     resume: bool,
     quiet: bool,
 ) -> Result<Metrics> {
-    let val = data.eval_loader(&data.val, 256);
-    let mut trainer = Trainer::new(arch, cfg.clone(), data.train_loader(cfg.batch, cfg.seed), Some(val))?;
+    let val = data.eval_loader(&data.val, 256, cfg.resolution);
+    let train = data.train_loader(cfg.batch, cfg.seed, cfg.resolution);
+    let mut trainer = Trainer::new(arch, cfg.clone(), train, Some(val))?;
     let mut metrics = Metrics::default();
     if resume {
         let ckpt = Checkpoint::read(dir)?;
@@ -100,6 +110,7 @@ pub fn train_to_dir(
         metrics = read_metrics(dir)?;
         metrics.epochs.truncate(trainer.epoch);
     }
+    std::fs::create_dir_all(dir).map_err(|e| Error::msg(format!("{}: {e}", dir.display())))?;
     let bar = progress_bar(quiet);
     while trainer.epoch < cfg.epochs {
         match trainer.run_epoch(&bar)? {
@@ -115,11 +126,13 @@ pub fn train_to_dir(
                 )));
             }
         }
-        save_trainer(dir, &trainer, &data.record)?;
+        // Metrics first: a kill between the two writes leaves an extra epoch in metrics.json,
+        // which a resume trims, never a checkpoint ahead of its metrics.
         write_metrics(dir, &metrics)?;
+        save_trainer(dir, &trainer, &data.record)?;
     }
     bar.finish_and_clear();
-    let test = data.eval_loader(&data.test, 256);
+    let test = data.eval_loader(&data.test, 256, cfg.resolution);
     metrics.test_accuracy = Some(trainer.accuracy(&test)?);
     metrics.wall_seconds = Some(metrics.epochs.iter().map(|e| e.seconds).sum());
     write_metrics(dir, &metrics)?;
@@ -158,7 +171,7 @@ pub struct ProxyResult {
 /// Deterministic for a seed. A diverged run is an error, which the search records as failed.
 pub fn proxy_evaluate(arch: &Arch, cfg: &ProxyConfig, data: &PreparedData, seed: u64) -> Result<ProxyResult> {
     let tc = TrainConfig::one_cycle(cfg.epochs, cfg.batch, cfg.max_lr, seed);
-    let resize = cfg.resolution.map(|side| Resize { height: side, width: side, interp: Interp::Bilinear });
+    let resize = square(cfg.resolution);
     let train = LoaderConfig { batch_size: cfg.batch, seed, augment: data.augment, resize, ..Default::default() };
     let train = Loader::new(data.train.clone(), data.norm.clone(), train);
     let val = LoaderConfig { batch_size: 256, resize, ..Default::default() };
@@ -211,9 +224,13 @@ mod tests {
 
         // Stop after one epoch, as a killed run leaves its directory, then resume.
         let broken = tempfile::tempdir().unwrap();
-        let mut t =
-            Trainer::new(&tiny_arch(), cfg.clone(), data.train_loader(16, 11), Some(data.eval_loader(&data.val, 64)))
-                .unwrap();
+        let mut t = Trainer::new(
+            &tiny_arch(),
+            cfg.clone(),
+            data.train_loader(16, 11, None),
+            Some(data.eval_loader(&data.val, 64, None)),
+        )
+        .unwrap();
         let first = t.run_epoch(&progress_bar(true)).unwrap().unwrap();
         save_trainer(broken.path(), &t, &data.record).unwrap();
         write_metrics(broken.path(), &Metrics { epochs: vec![first], ..Default::default() }).unwrap();

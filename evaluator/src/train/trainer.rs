@@ -33,6 +33,15 @@ pub struct TrainConfig {
     /// Fine-tuning: starting weights (a checkpoint directory or a timm `.safetensors`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<std::path::PathBuf>,
+    /// Fine-tuning: the stem and blocks `0..N` stay as loaded (see [`MixNet::freeze_until`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_until: Option<usize>,
+    /// Fine-tuning: learning-rate multiplier for every tensor but the classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_lr_scale: Option<f64>,
+    /// Train and evaluate at this square size (bilinear resize per batch); `None`: as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<usize>,
 }
 
 impl TrainConfig {
@@ -49,9 +58,33 @@ impl TrainConfig {
             ema_decay: None,
             seed,
             init: None,
+            freeze_until: None,
+            backbone_lr_scale: None,
+            resolution: None,
         }
     }
+
+    /// Refuses settings that cannot apply to `arch`, naming the setting and what is allowed.
+    pub fn check(&self, arch: &Arch) -> std::result::Result<(), String> {
+        let blocks = arch.blocks.len();
+        if let Some(n) = self.freeze_until.filter(|&n| n > blocks) {
+            return Err(format!("--freeze-until {n}: the architecture has {blocks} blocks (allowed: 0 to {blocks})"));
+        }
+        if let Some(s) = self.backbone_lr_scale.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(format!(
+                "--backbone-lr-scale {s}: must be a finite number > 0 (to freeze, use --freeze-until)"
+            ));
+        }
+        if let Some(r) = self.resolution.filter(|r| !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(r)) {
+            return Err(format!("--resolution {r}: allowed {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels"));
+        }
+        Ok(())
+    }
 }
+
+/// Sizes `--resolution` accepts: below 8 px the network's five halvings leave nothing.
+pub const MIN_RESOLUTION: usize = 8;
+pub const MAX_RESOLUTION: usize = 1024;
 
 /// What one epoch did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,13 +126,21 @@ impl Trainer {
         let mut arch = adapt_for_resolution(source_arch, resolution);
         arch.stem.in_ch = train.output_shape().channels;
         arch.classes = train.dataset().num_classes();
-        let net = MixNet::new(&arch, config.seed, &Device::Cpu)?;
+        config.check(&arch).map_err(candle_core::Error::Msg)?;
+        let mut net = MixNet::new(&arch, config.seed, &Device::Cpu)?;
         if let Some(source) = &config.init {
             if super::init::init_from(&net, source)? {
                 eprintln!("--init {}: classifier re-created for {} classes", source.display(), arch.classes);
             }
         }
-        let optimizer = Optimizer::new(net.trainable(), config.optimizer)?;
+        let mut optimizer = Optimizer::new(net.trainable(), config.optimizer)?;
+        if let Some(n) = config.freeze_until {
+            net.freeze_until(n)?;
+            optimizer.freeze(|name| MixNet::is_frozen_name(name, n));
+        }
+        if let Some(scale) = config.backbone_lr_scale {
+            optimizer.set_lr_scale(|name| if name.starts_with("classifier.") { 1.0 } else { scale })?;
+        }
         let ema = match config.ema_decay {
             Some(d) => Some(Ema::new(&net.trainable(), d, true)?),
             None => None,

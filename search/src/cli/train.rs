@@ -80,6 +80,19 @@ pub struct TrainArgs {
     /// The classifier is re-created when the class count differs.
     #[arg(long, value_name = "DIR|FILE")]
     pub init: Option<PathBuf>,
+    /// Fine-tune: keep the stem and blocks 0..N-1 as loaded (a fixed feature extractor; their
+    /// batch norm uses its running statistics, as timm's `freeze`). `nas inspect` numbers blocks.
+    #[arg(long, value_name = "N", requires = "init")]
+    pub freeze_until: Option<usize>,
+    /// Fine-tune: learning-rate multiplier for every pretrained tensor (all but the classifier),
+    /// e.g. 0.1.
+    #[arg(long, value_name = "SCALE", requires = "init")]
+    pub backbone_lr_scale: Option<f64>,
+    /// Train and evaluate at R x R pixels (bilinear resize per batch), e.g. 224 to fine-tune
+    /// ImageNet weights on CIFAR as the paper did. Up to 64 px the stem and first stride-2
+    /// block keep stride 1 (proxy adaptation); above, the network is the original one.
+    #[arg(long, value_name = "R")]
+    pub resolution: Option<usize>,
     /// Continue the killed or finished run in DIR with its own configuration.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["arch", "out"])]
     pub resume: Option<PathBuf>,
@@ -130,6 +143,9 @@ fn plan(a: &TrainArgs) -> Result<(space::Arch, DataSpec, TrainConfig, PathBuf, b
         return Ok((arch, data.spec, train, dir.clone(), true));
     }
     let arch = space::load_arch(a.arch.as_deref().expect("clap requires --arch")).map_err(|e| e.to_string())?;
+    if a.epochs == 0 {
+        return Err("--epochs 0: train for at least 1 epoch (`nas eval` scores a checkpoint as it is)".into());
+    }
     let data = DataSpec {
         source: a.data.clone(),
         train_per_class: a.subset,
@@ -146,8 +162,12 @@ fn plan(a: &TrainArgs) -> Result<(space::Arch, DataSpec, TrainConfig, PathBuf, b
         ema_decay: a.ema,
         seed: a.seed,
         init: a.init.clone(),
+        freeze_until: a.freeze_until,
+        backbone_lr_scale: a.backbone_lr_scale,
+        resolution: a.resolution,
     };
     cfg.optimizer.validate().map_err(|e| e.to_string())?;
+    cfg.check(&arch)?;
     Ok((arch, data, cfg, a.out.clone().expect("clap requires --out"), false))
 }
 
@@ -162,12 +182,13 @@ pub fn exec_train(a: TrainArgs) -> Result<i32, String> {
     }
     let data = PreparedData::load(&spec).map_err(|e| e.to_string())?;
     eprintln!(
-        "training {} on {} ({} train / {} val images, {} classes) for {} epochs into {}",
+        "training {} on {} ({} train / {} val images, {} classes{}) for {} epochs into {}",
         arch.name.as_deref().unwrap_or("architecture"),
         spec.source,
         data.train.len(),
         data.val.len(),
         data.train.num_classes(),
+        cfg.resolution.map_or(String::new(), |r| format!(", resized to {r}x{r}")),
         cfg.epochs,
         dir.display()
     );
@@ -223,7 +244,8 @@ pub fn exec_eval(a: EvalArgs) -> Result<i32, String> {
     if let Some(rec) = &ckpt.record.data {
         data.norm = evaluator::data::Normalize { mean: rec.mean.clone(), std: rec.std.clone() };
     }
-    let acc = accuracy(&net, &data.eval_loader(&data.test.clone(), 256)).map_err(|e| e.to_string())?;
+    let resolution = ckpt.record.train.as_ref().and_then(|t| t.resolution);
+    let acc = accuracy(&net, &data.eval_loader(&data.test.clone(), 256, resolution)).map_err(|e| e.to_string())?;
     let out = serde_json::json!({"checkpoint": a.checkpoint, "data": a.data, "test_images": data.test.len(), "test_accuracy": acc});
     println!("{out}");
     Ok(0)
