@@ -129,4 +129,7 @@ fn an_unreachable_target_is_warned_about_from_the_lookup_table() {
     assert!(out.status.success(), "{stderr}");
     let warning = stderr.lines().find(|l| l.contains("warning")).unwrap_or_else(|| panic!("no warning: {stderr}"));
     assert!(warning.contains("1ms is unreachable") && warning.contains("lookup-table"), "{warning}");
+    // No trial ran: the closing lines must not point at a best.json that does not exist.
+    assert!(!tmp.path().join("run/best.json").exists());
+    assert!(stderr.contains("no best.json") && !stderr.contains("nas inspect"), "{stderr}");
 }

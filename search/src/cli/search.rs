@@ -208,7 +208,11 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     };
     eprintln!("nas search: {} trials ({} failed, {} cached), {best}", s.trials, s.failed + s.invalid, s.cached);
     let dir = runner.dir().display().to_string();
-    eprintln!("results in {dir}: best.json (nas inspect {dir}/best.json; nas train --arch {dir}/best.json ...), pareto.json, summary.json, trials.jsonl");
+    if runner.dir().join("best.json").is_file() {
+        eprintln!("results in {dir}: best.json (nas inspect {dir}/best.json; nas train --arch {dir}/best.json ...), pareto.json, summary.json, trials.jsonl");
+    } else {
+        eprintln!("results in {dir}: no trial has a reward yet, so no best.json; more trials: nas search --resume {dir} --trials N");
+    }
     eprintln!("to scale up: --config configs/search-cifar.json --data <CIFAR-10 folder> (48 trials, 3 proxy epochs at 32 px), --trials 200 or --time 2h, --workers/--threads, and proxy.epochs / proxy.train_per_class in the config");
     Ok(if s.failed + s.invalid > 0 { 1 } else { 0 })
 }
