@@ -93,7 +93,10 @@ pub fn train_to_dir(
 ) -> Result<Metrics> {
     let val = data.eval_loader(&data.val, 256, cfg.resolution);
     let train = data.train_loader(cfg.batch, cfg.seed, cfg.resolution);
-    let mut trainer = Trainer::new(arch, cfg.clone(), train, Some(val))?;
+    // A resumed run takes its weights from the checkpoint: the --init source may be gone by now.
+    let fresh = if resume { TrainConfig { init: None, ..cfg.clone() } } else { cfg.clone() };
+    let mut trainer = Trainer::new(arch, fresh, train, Some(val))?;
+    trainer.config = cfg.clone();
     let mut metrics = Metrics::default();
     if resume {
         let ckpt = Checkpoint::read(dir)?;
@@ -245,6 +248,26 @@ mod tests {
         let diff =
             (&wa.tensors[w] - &wb.tensors[w]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn a_fine_tuning_run_resumes_after_its_init_source_is_gone() {
+        let data = data();
+        let pretrained = tempfile::tempdir().unwrap();
+        train_to_dir(&tiny_arch(), &data, &TrainConfig::one_cycle(1, 16, 0.05, 1), pretrained.path(), false, true)
+            .unwrap();
+        let init = Some(pretrained.path().to_path_buf());
+        let cfg = TrainConfig { init, freeze_until: Some(2), ..TrainConfig::one_cycle(2, 16, 0.05, 2) };
+        let dir = tempfile::tempdir().unwrap();
+        let val = Some(data.eval_loader(&data.val, 64, None));
+        let mut t = Trainer::new(&tiny_arch(), cfg.clone(), data.train_loader(16, 2, None), val).unwrap();
+        let first = t.run_epoch(&progress_bar(true)).unwrap().unwrap();
+        write_metrics(dir.path(), &Metrics { epochs: vec![first], ..Default::default() }).unwrap();
+        save_trainer(dir.path(), &t, &data.record).unwrap();
+        drop(pretrained);
+        let m = train_to_dir(&tiny_arch(), &data, &cfg, dir.path(), true, true).unwrap();
+        assert_eq!(m.epochs.len(), 2);
+        assert_eq!(Checkpoint::read(dir.path()).unwrap().record.train, Some(cfg), "the record keeps --init");
     }
 
     #[test]
