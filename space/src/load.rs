@@ -29,9 +29,12 @@ impl fmt::Display for ArchError {
 
 impl std::error::Error for ArchError {}
 
-/// Loads `spec`: a preset name (`mixnet-s`) or a path to an architecture JSON file.
+/// Loads `spec`: a preset name (`mixnet-s`), a timm model name (`tf_mixnet_s`: the preset with
+/// timm's padding and BN eps for it) or a path to an architecture JSON file.
 pub fn load_arch(spec: &str) -> Result<Arch, ArchError> {
-    if let Some(arch) = presets::by_name(spec) {
+    // timm's model names (mixnet_s, tf_mixnet_m, ...) too, so that timm weights given to
+    // `nas train --init` get their own padding and BN eps.
+    if let Some(arch) = presets::by_name(spec).or_else(|| presets::timm_model(spec)) {
         return Ok(arch);
     }
     let path = Path::new(spec);
@@ -116,6 +119,11 @@ mod tests {
     #[test]
     fn presets_load_by_name_and_files_by_path() {
         assert_eq!(load_arch("mixnet-m").unwrap(), presets::mixnet_m());
+        let tf = load_arch("tf_mixnet_s").unwrap();
+        assert_eq!(
+            (tf.padding, tf.bn.eps, tf.name.as_deref()),
+            (crate::arch::Padding::TfSame, 1e-3, Some("tf-mixnet-s"))
+        );
         let e = load_arch("no-such-net").unwrap_err().to_string();
         assert!(e.contains("not a preset"), "{e}");
     }

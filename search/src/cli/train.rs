@@ -32,7 +32,8 @@ pub enum ScheduleName {
 /// Re-trains an architecture (a search's best.json or a preset) on real data.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Architecture file or preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1).
+    /// Architecture file, preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1) or
+    /// timm model name (mixnet_s, tf_mixnet_m, ...: timm's padding and BN eps, for --init).
     #[arg(long, required_unless_present = "resume")]
     pub arch: Option<String>,
     /// Data: `default` (embedded Fashion-MNIST subset), a CIFAR-10 binary folder, an image
@@ -76,7 +77,7 @@ pub struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     pub out: Option<PathBuf>,
     /// Fine-tune: start from a `nas train` checkpoint directory or a timm-format `.safetensors`
-    /// (timm names, e.g. HF hub `timm/mixnet_s.ft_in1k` model.safetensors with --arch mixnet-s).
+    /// (timm names, e.g. HF hub `timm/mixnet_s.ft_in1k` model.safetensors with --arch mixnet_s).
     /// The classifier is re-created when the class count differs.
     #[arg(long, value_name = "DIR|FILE")]
     pub init: Option<PathBuf>,
