@@ -2,16 +2,10 @@
 //! results.json and its figure, a rerun resumes without retraining, other settings are refused.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().expect("nas runs")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+mod common;
+use common::{nas, ok};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

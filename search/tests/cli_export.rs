@@ -2,7 +2,6 @@
 //! `nas infer` gives for the same checkpoint and input (max abs difference < 1e-4).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
 use evaluator::export::ort;
@@ -11,17 +10,8 @@ use evaluator::train::checkpoint::save_tensors;
 use evaluator::train::run::{save, CheckpointRecord, CHECKPOINT_FORMAT};
 use rand::SeedableRng;
 
-fn nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().expect("nas runs")
-}
-
-fn ok(out: Output) {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{nas, ok, s};
 
 /// `nas export` at `res`, then ONNX Runtime vs `nas infer` on `input.safetensors`.
 fn export_vs_infer(python: &str, ckpt: &Path, input: &Path, res: usize, dir: &Path) -> f32 {

@@ -1,10 +1,9 @@
 //! `nas inspect` and `nas space` through the built binary.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().expect("nas runs")
-}
+mod common;
+use common::nas;
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

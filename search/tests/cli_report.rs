@@ -2,23 +2,13 @@
 //! and a real (tiny) training run made here; the page is also opened in headless Chromium.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use search::results::{read_lines, Status, Summary, TrialRecord};
 
-fn nas(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nas")).args(args).output().expect("nas runs")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+mod common;
+use common::{nas, ok, s};
 
 /// One finished surrogate search shared by the tests of this file, under target/tmp.
 fn search_run() -> PathBuf {

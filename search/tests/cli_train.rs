@@ -12,17 +12,15 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Tensor};
 use evaluator::train::run::{Checkpoint, Metrics};
 
+mod common;
+use common::{ok, s};
+
 fn nas() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nas"))
 }
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("nas runs")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    out
 }
 
 fn stderr_lines(out: &Output) -> Vec<String> {
@@ -65,10 +63,6 @@ fn write_cifar(dir: &Path, records: usize) {
         }
         std::fs::write(dir.join(name), bytes).unwrap();
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -53,26 +53,24 @@ pub fn jetstream(client: async_nats::Client) -> jetstream::Context {
     jetstream::new(client)
 }
 
+/// A work-queue stream (each message taken once) with a 10-minute duplicate window.
+fn work_queue(name: &str, subjects: &str, max_age: Duration) -> stream::Config {
+    stream::Config {
+        name: name.into(),
+        subjects: vec![subjects.into()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        duplicate_window: Duration::from_secs(600),
+        max_age,
+        ..Default::default()
+    }
+}
+
 /// Declares the three streams (idempotent; every coordinator and worker may call it).
 pub async fn declare_streams(js: &jetstream::Context) -> Result<(), String> {
     let day = Duration::from_secs(24 * 3600);
     let streams = [
-        stream::Config {
-            name: TRIALS_STREAM.into(),
-            subjects: vec!["mixnas.trials.>".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            duplicate_window: Duration::from_secs(600),
-            max_age: 7 * day,
-            ..Default::default()
-        },
-        stream::Config {
-            name: RESULTS_STREAM.into(),
-            subjects: vec!["mixnas.results.>".into()],
-            retention: stream::RetentionPolicy::WorkQueue,
-            duplicate_window: Duration::from_secs(600),
-            max_age: 7 * day,
-            ..Default::default()
-        },
+        work_queue(TRIALS_STREAM, "mixnas.trials.>", 7 * day),
+        work_queue(RESULTS_STREAM, "mixnas.results.>", 7 * day),
         stream::Config {
             name: FAILURES_STREAM.into(),
             subjects: vec![max_deliveries_subject()],

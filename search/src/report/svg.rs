@@ -64,6 +64,13 @@ pub fn padded(values: impl IntoIterator<Item = f64>, pad: f64) -> (f64, f64) {
     (lo - pad * span, hi + pad * span)
 }
 
+/// Draws `title` across the top of `area` and returns the area below it.
+pub fn titled<'a>(area: &Area<'a>, title: &str) -> Result<Area<'a>, Box<dyn std::error::Error>> {
+    let (top, body) = area.split_vertically(34);
+    top.draw_text(title, &text(20, INK), (16, 8))?;
+    Ok(body)
+}
+
 /// Writes `message` in the middle of an area that has nothing to plot.
 pub fn empty(area: &Area, message: &str) -> DrawResult {
     let (w, h) = area.dim_in_pixel();

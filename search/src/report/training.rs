@@ -38,8 +38,7 @@ pub fn curves_svg(m: &Metrics) -> Result<String, String> {
         if m.epochs.is_empty() {
             return svg::empty(root, "no finished epoch yet");
         }
-        let (title, body) = root.split_vertically(34);
-        title.draw_text("Loss and accuracy per epoch", &svg::text(20, INK), (16, 8))?;
+        let body = svg::titled(root, "Loss and accuracy per epoch")?;
         let panels = body.split_evenly((2, 1));
         let loss: [Series; 1] = [("training loss", svg::palette(2), |e| Some(e.train_loss))];
         panel(&panels[0], m, "loss", &loss)?;
@@ -57,8 +56,7 @@ pub fn lr_svg(m: &Metrics, config: Option<&TrainConfig>) -> Result<String, Strin
         if m.epochs.is_empty() {
             return svg::empty(root, "no finished epoch yet");
         }
-        let (title, body) = root.split_vertically(34);
-        title.draw_text("Learning rate", &svg::text(20, INK), (16, 8))?;
+        let body = svg::titled(root, "Learning rate")?;
         let lr: [Series; 1] = [("at the end of each epoch", svg::palette(4), |e| Some(e.lr))];
         let curve = config.map(schedule_curve).unwrap_or_default();
         panel_with(&body, m, "learning rate", &lr, &curve)

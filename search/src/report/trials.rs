@@ -66,8 +66,7 @@ pub fn history_svg(run: &RunFolder) -> Result<String, String> {
         if run.records.is_empty() {
             return svg::empty(root, "no trials yet");
         }
-        let (title, body) = root.split_vertically(34);
-        title.draw_text("Reward, accuracy and latency over trials", &svg::text(20, INK), (16, 8))?;
+        let body = svg::titled(root, "Reward, accuracy and latency over trials")?;
         let panels = body.split_evenly((3, 1));
         let n = run.records.last().map_or(1, |r| r.id + 1) as f64;
         let incumbent = incumbents(&run.records);
