@@ -11,6 +11,10 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+fn results_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(&dir.join("results.json"))).unwrap()
+}
+
 /// A tiny kernel sweep: MobileNetV2 x0.35 on 16px Fashion-MNIST, three variants.
 fn sweep(dir: &Path, seeds: &str, epochs: &str) -> Output {
     nas(&[
@@ -49,7 +53,7 @@ fn a_tiny_kernel_sweep_writes_results_and_a_figure_and_resumes() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("mix-3-5") && table.contains("3.5"), "{table}");
 
-    let results: serde_json::Value = serde_json::from_str(&read(&dir.join("results.json"))).unwrap();
+    let results = results_json(&dir);
     let variants = results["variants"].as_array().unwrap();
     let names: Vec<&str> = variants.iter().map(|v| v["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["single-k3", "single-k5", "mix-3-5"]);
@@ -102,7 +106,7 @@ fn a_kernel_sweep_on_cifar10_jpegs_writes_results_and_a_figure() {
     ]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("accuracy on 50 test images"), "{err}");
-    let results: serde_json::Value = serde_json::from_str(&read(&dir.join("results.json"))).unwrap();
+    let results = results_json(&dir);
     let variants = results["variants"].as_array().unwrap();
     assert_eq!(variants.len(), 2);
     for v in variants {
@@ -128,7 +132,7 @@ fn the_issue_kernel_sweep_on_cifar10_finishes() {
         "experiment", "kernel-sweep", "--data", s(&cifar), "--epochs", "1", "--subset", "2000",
         "--seeds", "1", "--out", s(&dir),
     ]));
-    let results: serde_json::Value = serde_json::from_str(&read(&dir.join("results.json"))).unwrap();
+    let results = results_json(&dir);
     let variants = results["variants"].as_array().unwrap();
     assert_eq!(variants.len(), 11);
     assert!(variants.iter().all(|v| v["accuracies"].as_array().unwrap().len() == 1), "{results}");
