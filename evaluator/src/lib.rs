@@ -28,3 +28,12 @@ pub fn set_threads(threads: usize) -> usize {
     });
     rayon::current_num_threads()
 }
+
+/// Runs `work` on a thread of the compute pool and waits for it. Kernels called from outside the
+/// pool hand every parallel loop to it and sleep until it finishes (two context switches per op,
+/// hundreds per forward); called from inside, a one-thread pool runs them inline and a larger
+/// one shares them by work stealing. Wrap whole forwards or training steps, never code that
+/// waits on another thread's rayon work (with one thread that would deadlock).
+pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}

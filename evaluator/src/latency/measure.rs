@@ -63,7 +63,11 @@ pub(crate) fn input(cfg: &MeasureConfig) -> Result<Tensor> {
 }
 
 /// Times `run` by the rules of the module doc.
-pub(crate) fn time(cfg: &MeasureConfig, mut run: impl FnMut() -> Result<()>) -> Result<Measurement> {
+pub(crate) fn time(cfg: &MeasureConfig, run: impl FnMut() -> Result<()> + Send) -> Result<Measurement> {
+    rayon::scope(|_| time_here(cfg, run))
+}
+
+fn time_here(cfg: &MeasureConfig, mut run: impl FnMut() -> Result<()>) -> Result<Measurement> {
     let start = Instant::now();
     let bound = Duration::from_secs_f64(cfg.max_seconds.max(0.0));
     for _ in 0..cfg.warmup {

@@ -133,17 +133,21 @@ impl TablePredictor {
             return Ok(measure::time(&cfg, || probe.0.forward_eval(&probe.1).map(drop))?.q25_ms);
         };
         let base = (MixNet::new(&base, 0, &Device::Cpu)?, measure::input(&MeasureConfig { resolution: res, ..cfg })?);
-        for _ in 0..cfg.warmup {
-            run(&probe)?;
-            run(&base)?;
-        }
-        let (start, bound) = (Instant::now(), Duration::from_secs_f64(cfg.max_seconds));
-        let (mut diffs, mut bases) = (Vec::new(), Vec::new());
-        while diffs.is_empty() || (diffs.len() < cfg.repeats && start.elapsed() < bound) {
-            let (p, b) = (run(&probe)?, run(&base)?);
-            diffs.push(p - b);
-            bases.push(b);
-        }
+        // On the pool, as in `measure::time`, so the pairs time kernels, not thread hand-offs.
+        let (mut diffs, mut bases) = crate::on_pool(|| -> Result<_, LatencyError> {
+            for _ in 0..cfg.warmup {
+                run(&probe)?;
+                run(&base)?;
+            }
+            let (start, bound) = (Instant::now(), Duration::from_secs_f64(cfg.max_seconds));
+            let (mut diffs, mut bases) = (Vec::new(), Vec::new());
+            while diffs.is_empty() || (diffs.len() < cfg.repeats && start.elapsed() < bound) {
+                let (p, b) = (run(&probe)?, run(&base)?);
+                diffs.push(p - b);
+                bases.push(b);
+            }
+            Ok((diffs, bases))
+        })?;
         self.lock().bases.insert(key, median(&mut bases));
         // Noise can make a tiny part look negative; it cannot cost less than nothing.
         Ok(median(&mut diffs).max(0.0))

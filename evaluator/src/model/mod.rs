@@ -182,7 +182,7 @@ impl MixNet {
     /// kernels) is equal to it but measured slower at batch 1 on one thread so far, so it is not
     /// the default yet.
     pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_eval_unfused(x)
+        crate::on_pool(|| self.forward_eval_unfused(x))
     }
 
     /// The network frozen for fast inference with its current weights (BN folded, fused

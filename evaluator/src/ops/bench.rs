@@ -95,6 +95,10 @@ fn cases() -> Result<Vec<Case>> {
         }
     }
     cases.push(mix_case(64, 240, 8, &[3, 5, 7, 9], 1)?);
+    // Small planes: the last stages of a 32 px network and of a 224 px one.
+    cases.push(mix_case(64, 240, 8, &[3, 5, 7, 9], 2)?);
+    cases.push(mix_case(64, 480, 4, &[3, 5, 7, 9], 1)?);
+    cases.push(mix_case(1, 1536, 7, &[3, 5, 7, 9], 1)?);
     cases.push(mix_case(1, 32, 112, &[3], 1)?);
     cases.push(mix_case(1, 192, 56, &[3, 5, 7, 9], 2)?);
     cases.push(pointwise_case(64, 240, 240, 8, 2)?);

@@ -102,43 +102,81 @@ impl Geom {
     }
 }
 
-/// Stride-1 planes run on zero-padded copies `hp x wp` (`wp = wo + ext - 1`): output `(oy, ox)`
-/// sits at `oy * wp + ox` and tap `(ky, kx)` reads `offset(ky, kx)` further on, so each tap is
-/// one contiguous multiply-add over `len = (ho - 1) * wp + wo` elements (the `ext - 1` columns
-/// between output rows are scratch).
+/// Planes run on zero-padded copies split into `s * s` phases (`s` the stride): phase `(a, b)`
+/// holds padded input rows `a, a + s, ...` and columns `b, b + s, ...` as `hq x wq` with
+/// `wq = wo + (ext - 1) / s`. Output `(oy, ox)` sits at `oy * wq + ox`, and tap `(ky, kx)` reads
+/// one phase at a fixed offset from there, so each tap is one contiguous multiply-add over
+/// `len = (ho - 1) * wq + wo` elements, stride 2 included (the `wq - wo` columns between output
+/// rows are scratch). At stride 1 there is one phase: the plainly padded plane.
 struct Padded {
-    hp: usize,
-    wp: usize,
+    s: usize,
+    hq: usize,
+    wq: usize,
     len: usize,
 }
 
-/// Whether the padded stride-1 path pays: it computes every tap over the whole padded plane,
-/// so on planes barely larger than the kernel most of that work lands in the padding.
+/// Whether the padded path pays: it runs every tap over all `len` positions, eight lanes at a
+/// time, while the direct loops run only the taps that hit the image, one lane at a time. On
+/// planes barely larger than the kernel most taps miss, and the direct loops win.
 fn use_padded(geo: &Geom, g: &Group) -> bool {
-    if geo.stride != 1 {
-        return false;
-    }
     let pd = Padded::new(geo, g);
-    geo.h * geo.w >= 64 && pd.hp * pd.wp <= 4 * geo.h * geo.w
+    let rows: usize = (0..g.k).map(|ky| (0..geo.ho).filter(|&oy| geo.in_row(g, oy, ky).is_some()).count()).sum();
+    let cols: usize = g.cols.iter().map(|&(lo, hi, _)| hi - lo).sum();
+    g.k * g.k * pd.len <= 5 * rows * cols
 }
 
 impl Padded {
     fn new(geo: &Geom, g: &Group) -> Self {
-        let ext = (g.k - 1) * g.dil + 1;
-        let wp = geo.wo + ext - 1;
-        Self { hp: geo.ho + ext - 1, wp, len: (geo.ho - 1) * wp + geo.wo }
+        let (s, ext) = (geo.stride, (g.k - 1) * g.dil + 1);
+        let wq = geo.wo + (ext - 1) / s;
+        Self { s, hq: geo.ho + (ext - 1) / s, wq, len: (geo.ho - 1) * wq + geo.wo }
     }
+    /// Where tap `(ky, kx)` reads for output 0: its phase's start plus its shift in that phase.
     #[inline(always)]
     fn offset(&self, g: &Group, ky: usize, kx: usize) -> usize {
-        (ky * self.wp + kx) * g.dil
+        let (r, c) = (ky * g.dil, kx * g.dil);
+        ((r % self.s) * self.s + c % self.s) * self.hq * self.wq + (r / self.s) * self.wq + c / self.s
     }
-    /// Copies input plane `x` into `buf` at (pad_t, pad_l), zeros elsewhere.
+    /// Padded row and column `(y, x)` as an index into the phase planes, if stored.
+    #[inline(always)]
+    fn index(&self, y: usize, x: usize) -> Option<usize> {
+        let (i, j, s) = (y / self.s, x / self.s, self.s);
+        (i < self.hq && j < self.wq).then(|| ((y % s) * s + x % s) * self.hq * self.wq + i * self.wq + j)
+    }
+    /// Copies input plane `x` into the phases of `buf`, shifted by (pad_t, pad_l), zeros elsewhere.
     fn pad_input<T: Real>(&self, geo: &Geom, g: &Group, x: &[T], buf: &mut Vec<T>) {
         buf.clear();
-        buf.resize(self.hp * self.wp, T::ZERO);
+        buf.resize(self.s * self.s * self.hq * self.wq, T::ZERO);
         for (iy, row) in x.chunks_exact(geo.w).enumerate() {
-            let start = (iy + g.pad_t) * self.wp + g.pad_l;
-            buf[start..start + geo.w].copy_from_slice(row);
+            let y = iy + g.pad_t;
+            if self.s == 1 {
+                let start = y * self.wq + g.pad_l;
+                buf[start..start + geo.w].copy_from_slice(row);
+                continue;
+            }
+            for b in 0..self.s {
+                // First input column of phase column b, and where it lands.
+                let x0 = (b + self.s - g.pad_l % self.s) % self.s;
+                let Some(start) = self.index(y, x0 + g.pad_l) else { continue };
+                let n = (self.wq - (x0 + g.pad_l) / self.s).min((geo.w.saturating_sub(x0)).div_ceil(self.s));
+                let dst = &mut buf[start..start + n];
+                if self.s == 2 {
+                    // Pairs instead of a stepped iterator: this loop vectorises.
+                    let src = &row[x0..];
+                    let pairs = src.chunks_exact(2);
+                    let whole = pairs.len().min(n);
+                    for (d, pair) in dst[..whole].iter_mut().zip(pairs) {
+                        *d = pair[0];
+                    }
+                    if whole < n {
+                        dst[whole] = src[2 * whole];
+                    }
+                } else {
+                    for (d, &v) in dst.iter_mut().zip(row[x0..].iter().step_by(self.s)) {
+                        *d = v;
+                    }
+                }
+            }
         }
     }
     /// Spreads output-shaped plane `grad` over `len` elements, scratch columns zero.
@@ -146,14 +184,22 @@ impl Padded {
         buf.clear();
         buf.resize(self.len, T::ZERO);
         for (oy, row) in grad.chunks_exact(geo.wo).enumerate() {
-            buf[oy * self.wp..oy * self.wp + geo.wo].copy_from_slice(row);
+            buf[oy * self.wq..oy * self.wq + geo.wo].copy_from_slice(row);
         }
     }
 }
 
-/// Stride-1 forward of one plane into `out`; the same sums in the same order as [`plane_fwd`].
+/// Padded forward of one plane into `out`; the same sums in the same order as [`plane_fwd`].
 #[inline(always)]
-fn plane_fwd_s1<T: Real>(geo: &Geom, g: &Group, wk: &[T], x: &[T], out: &mut [T], xp: &mut Vec<T>, acc: &mut Vec<T>) {
+fn plane_fwd_padded<T: Real>(
+    geo: &Geom,
+    g: &Group,
+    wk: &[T],
+    x: &[T],
+    out: &mut [T],
+    xp: &mut Vec<T>,
+    acc: &mut Vec<T>,
+) {
     let pd = Padded::new(geo, g);
     pd.pad_input(geo, g, x, xp);
     acc.clear();
@@ -167,13 +213,14 @@ fn plane_fwd_s1<T: Real>(geo: &Geom, g: &Group, wk: &[T], x: &[T], out: &mut [T]
         }
     }
     for (oy, orow) in out.chunks_exact_mut(geo.wo).enumerate() {
-        orow.copy_from_slice(&acc[oy * pd.wp..oy * pd.wp + geo.wo]);
+        orow.copy_from_slice(&acc[oy * pd.wq..oy * pd.wq + geo.wo]);
     }
 }
 
-/// Stride-1 input gradient of one plane into `gx`.
+/// Padded input gradient of one plane into `gx` (zeroed): every tap scatters the whole output
+/// gradient into its phase at once, then the phases are read back into input order.
 #[inline(always)]
-fn plane_grad_x_s1<T: Real>(
+fn plane_grad_x_padded<T: Real>(
     geo: &Geom,
     g: &Group,
     wk: &[T],
@@ -185,7 +232,7 @@ fn plane_grad_x_s1<T: Real>(
     let pd = Padded::new(geo, g);
     pd.spread_output(geo, grad, gp);
     acc.clear();
-    acc.resize(pd.hp * pd.wp, T::ZERO);
+    acc.resize(pd.s * pd.s * pd.hq * pd.wq, T::ZERO);
     for ky in 0..g.k {
         for kx in 0..g.k {
             let (wv, off) = (wk[ky * g.k + kx], pd.offset(g, ky, kx));
@@ -194,15 +241,26 @@ fn plane_grad_x_s1<T: Real>(
             }
         }
     }
+    if pd.s == 1 {
+        for (iy, row) in gx.chunks_exact_mut(geo.w).enumerate() {
+            let start = (iy + g.pad_t) * pd.wq + g.pad_l;
+            row.copy_from_slice(&acc[start..start + geo.w]);
+        }
+        return;
+    }
     for (iy, row) in gx.chunks_exact_mut(geo.w).enumerate() {
-        let start = (iy + g.pad_t) * pd.wp + g.pad_l;
-        row.copy_from_slice(&acc[start..start + geo.w]);
+        for (ix, v) in row.iter_mut().enumerate() {
+            // Input positions no tap reaches (past the last output) keep their zero.
+            if let Some(i) = pd.index(iy + g.pad_t, ix + g.pad_l) {
+                *v = acc[i];
+            }
+        }
     }
 }
 
-/// Stride-1 weight gradient contribution of one plane, added to `gw`.
+/// Padded weight gradient contribution of one plane, added to `gw`.
 #[inline(always)]
-fn plane_grad_w_s1<T: Real>(
+fn plane_grad_w_padded<T: Real>(
     geo: &Geom,
     g: &Group,
     x: &[T],
@@ -327,7 +385,7 @@ impl MixConvOp {
             if use_padded(geo, g) {
                 simd(
                     #[inline(always)]
-                    || plane_fwd_s1(geo, g, wk, xs, o, xp, acc),
+                    || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
                 );
             } else {
                 plane_fwd(geo, g, wk, xs, o);
@@ -379,7 +437,7 @@ impl MixConvBwd {
             if use_padded(geo, g) {
                 simd(
                     #[inline(always)]
-                    || plane_grad_x_s1(geo, g, wk, gs, gxp, gp, acc),
+                    || plane_grad_x_padded(geo, g, wk, gs, gxp, gp, acc),
                 );
             } else {
                 plane_grad_x(geo, g, wk, gs, gxp);
@@ -404,7 +462,7 @@ impl MixConvBwd {
                 if use_padded(geo, g) {
                     simd(
                         #[inline(always)]
-                        || plane_grad_w_s1(geo, g, xs, gs, gwc, xb, gb),
+                        || plane_grad_w_padded(geo, g, xs, gs, gwc, xb, gb),
                     );
                 } else {
                     plane_grad_w(geo, g, xs, gs, gwc);
@@ -499,6 +557,9 @@ mod tests {
             (1, (15, 14), spec(&[(2, 9, 1), (3, 11, 1)], 1, Sym)),
             (2, (15, 14), spec(&[(2, 9, 1), (3, 11, 1)], 2, Tf)),
             (1, (5, 5), spec(&[(2, 11, 1)], 1, Tf)),
+            // Planes under 64 pixels take the direct loops at stride 2 as well.
+            (2, (7, 7), spec(&[(3, 3, 1), (2, 5, 1)], 2, Sym)),
+            (1, (16, 17), spec(&[(2, 3, 1), (2, 5, 1), (2, 9, 1)], 2, Tf)),
         ];
         for (i, (n, hw, spec)) in cases.iter().enumerate() {
             let fast = |t: &[Tensor]| mix_conv(&t[0], &t[1..], spec);
@@ -515,6 +576,8 @@ mod tests {
         {
             let f = |t: &[Tensor]| mix_conv(&t[0], &t[1..], &spec);
             grad_check(&f, &inputs(2, (7, 6), &spec, DType::F64)?, 40, "mix_conv")?;
+            // Large enough for the padded (phase-split at stride 2) path.
+            grad_check(&f, &inputs(1, (11, 10), &spec, DType::F64)?, 40, "mix_conv padded")?;
         }
         Ok(())
     }
