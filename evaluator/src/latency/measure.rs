@@ -63,29 +63,47 @@ pub(crate) fn input(cfg: &MeasureConfig) -> Result<Tensor> {
 }
 
 /// Times `run` by the rules of the module doc.
-pub(crate) fn time(cfg: &MeasureConfig, run: impl FnMut() -> Result<()> + Send) -> Result<Measurement> {
-    rayon::scope(|_| time_here(cfg, run))
-}
-
-fn time_here(cfg: &MeasureConfig, mut run: impl FnMut() -> Result<()>) -> Result<Measurement> {
-    let start = Instant::now();
-    let bound = Duration::from_secs_f64(cfg.max_seconds.max(0.0));
-    for _ in 0..cfg.warmup {
-        if start.elapsed() >= bound / 2 {
-            break;
-        }
-        run()?;
-    }
-    let mut ms = Vec::with_capacity(cfg.repeats.max(1));
-    while ms.is_empty() || (ms.len() < cfg.repeats && start.elapsed() < bound) {
+pub(crate) fn time(cfg: &MeasureConfig, mut run: impl FnMut() -> Result<()> + Send) -> Result<Measurement> {
+    let ms = repeat(cfg, || {
         let t = Instant::now();
         run()?;
-        ms.push(t.elapsed().as_secs_f64() * 1e3);
-    }
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    })?;
     Ok(summarise(ms))
 }
 
-fn summarise(mut ms: Vec<f64>) -> Measurement {
+/// Runs `run` for `cfg`'s warm-up (results dropped) and then its repeats within the time bound,
+/// on a thread of the compute pool (kernels called from outside it hand every parallel loop
+/// over and wait: context switches that would land in the timings). Returns the timed results.
+pub(crate) fn repeat<S: Send>(cfg: &MeasureConfig, mut run: impl FnMut() -> Result<S> + Send) -> Result<Vec<S>> {
+    crate::on_pool(|| {
+        let start = Instant::now();
+        let bound = Duration::from_secs_f64(cfg.max_seconds.max(0.0));
+        for _ in 0..cfg.warmup {
+            if start.elapsed() >= bound / 2 {
+                break;
+            }
+            run()?;
+        }
+        let mut out = Vec::with_capacity(cfg.repeats.max(1));
+        while out.is_empty() || (out.len() < cfg.repeats && start.elapsed() < bound) {
+            out.push(run()?);
+        }
+        Ok(out)
+    })
+}
+
+/// The median of `v` (sorted in place); 0 for none.
+pub(crate) fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+pub(crate) fn summarise(mut ms: Vec<f64>) -> Measurement {
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
     let median_ms = match n % 2 {

@@ -17,6 +17,7 @@ mod build;
 pub mod measure;
 mod parts;
 mod predict;
+mod speed;
 mod table;
 mod validate;
 
@@ -30,6 +31,7 @@ pub use build::{build_table, sample_archs, space_parts, BuildConfig, BuildReport
 pub use measure::{measure, MeasureConfig, Measurement};
 pub use parts::{parts, KeyedPart, Part};
 pub use predict::{fit, Prediction, TablePredictor};
+pub use speed::{Relative, SpeedReference};
 pub use table::{Fit, Machine, Table, TABLE_FORMAT};
 pub use validate::{accuracy, validate, Accuracy, Sample, ValidationReport};
 

@@ -7,14 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 use candle_core::Device;
 use space::Arch;
 
 use super::measure::{self, MeasureConfig};
 use super::parts::{parts, KeyedPart};
+use super::speed::{Relative, SpeedReference};
 use super::table::{Fit, Machine, Table};
 use super::LatencyError;
 use crate::model::MixNet;
@@ -27,6 +28,8 @@ pub struct TablePredictor {
     network: MeasureConfig,
     /// Per-part measurements.
     part: MeasureConfig,
+    /// Built on the first measurement (a MixNet-S; predictions from a full table never need it).
+    reference: OnceLock<SpeedReference>,
 }
 
 /// One prediction and how it was made.
@@ -59,7 +62,7 @@ impl TablePredictor {
     fn with_table(table: Table, path: Option<PathBuf>, network: MeasureConfig) -> Self {
         // Parts are small: more repeats fit in a short bound, and quantiles of differences need them.
         let part = MeasureConfig { warmup: 2, repeats: 21, max_seconds: 3.0, ..network };
-        Self { table: Mutex::new(table), path, network, part }
+        Self { table: Mutex::new(table), path, network, part, reference: OnceLock::new() }
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -124,43 +127,57 @@ impl TablePredictor {
         let (probe, res) = part.probe(&template);
         let cfg = MeasureConfig { resolution: res, ..self.part };
         let probe = (MixNet::new(&probe, 0, &Device::Cpu)?, measure::input(&cfg)?);
-        let run = |(net, x): &(MixNet, candle_core::Tensor)| -> Result<f64, LatencyError> {
+        let run = |(net, x): &(MixNet, candle_core::Tensor)| -> candle_core::Result<f64> {
             let t = Instant::now();
-            net.forward_eval(x)?;
+            net.forward_eval_unfused(x)?;
             Ok(t.elapsed().as_secs_f64() * 1e3)
         };
+        // Parts take milliseconds: one speed reading per part, not per pair.
+        let (reference, nominal) = self.speed()?;
+        let to_nominal = nominal / reference.now_ms(3)?;
         let Some((key, base, res)) = part.base(&template) else {
-            return Ok(measure::time(&cfg, || probe.0.forward_eval(&probe.1).map(drop))?.q25_ms);
+            return Ok(to_nominal * measure::time(&cfg, || run(&probe).map(drop))?.q25_ms);
         };
         let base = (MixNet::new(&base, 0, &Device::Cpu)?, measure::input(&MeasureConfig { resolution: res, ..cfg })?);
-        // On the pool, as in `measure::time`, so the pairs time kernels, not thread hand-offs.
-        let (mut diffs, mut bases) = crate::on_pool(|| -> Result<_, LatencyError> {
-            for _ in 0..cfg.warmup {
-                run(&probe)?;
-                run(&base)?;
-            }
-            let (start, bound) = (Instant::now(), Duration::from_secs_f64(cfg.max_seconds));
-            let (mut diffs, mut bases) = (Vec::new(), Vec::new());
-            while diffs.is_empty() || (diffs.len() < cfg.repeats && start.elapsed() < bound) {
-                let (p, b) = (run(&probe)?, run(&base)?);
-                diffs.push(p - b);
-                bases.push(b);
-            }
-            Ok((diffs, bases))
-        })?;
-        self.lock().bases.insert(key, median(&mut bases));
+        let pairs = measure::repeat(&cfg, || Ok((run(&probe)?, run(&base)?)))?;
+        let (mut diffs, mut bases): (Vec<f64>, Vec<f64>) = pairs.into_iter().map(|(p, b)| (p - b, b)).unzip();
+        self.lock().bases.insert(key, measure::median(&mut bases));
         // Noise can make a tiny part look negative; it cannot cost less than nothing.
-        Ok(median(&mut diffs).max(0.0))
+        Ok(to_nominal * measure::median(&mut diffs).max(0.0))
     }
 
-    /// Fits the scale and constant on whole-network 25th percentiles of `archs` (missing parts measured
-    /// first), stores the fit and returns it. Reports `(done, total, name)` per network.
+    /// The speed reference and its nominal time, measured (and saved) on a table's first use.
+    fn speed(&self) -> Result<(&SpeedReference, f64), LatencyError> {
+        if self.reference.get().is_none() {
+            let _ = self.reference.set(SpeedReference::new(&self.network)?);
+        }
+        let reference = self.reference.get().expect("set above");
+        if let Some(ms) = self.lock().reference_ms {
+            return Ok((reference, ms));
+        }
+        let ms = reference.nominal_ms(&self.network)?;
+        let mut table = self.lock();
+        let ms = *table.reference_ms.get_or_insert(ms);
+        self.save(&table)?;
+        Ok((reference, ms))
+    }
+
+    /// Measures `arch` as whole networks are measured for this table: timed in pairs with the
+    /// speed reference, the raw times and the times adjusted to the table's nominal speed.
+    pub fn measure(&self, arch: &Arch) -> Result<Relative, LatencyError> {
+        let (reference, nominal) = self.speed()?;
+        let net = MixNet::new(arch, 0, &Device::Cpu)?;
+        Ok(reference.relative(&net, &measure::input(&self.network)?, &self.network, nominal)?)
+    }
+
+    /// Fits the scale and constant on whole-network speed-adjusted 25th percentiles of `archs`
+    /// (missing parts measured first), stores the fit and returns it. Reports `(done, total, name)` per network.
     pub fn calibrate(&self, archs: &[Arch], mut progress: impl FnMut(usize, usize, &str)) -> Result<Fit, LatencyError> {
         let mut points = Vec::with_capacity(archs.len());
         for (i, arch) in archs.iter().enumerate() {
             progress(i, archs.len(), arch.name.as_deref().unwrap_or("network"));
             let sum = self.predict(arch)?.sum_ms;
-            points.push((sum, measure::measure(arch, &self.network)?.q25_ms));
+            points.push((sum, self.measure(arch)?.adjusted_ms));
         }
         let fit = fit(&points);
         let mut table = self.lock();
@@ -171,15 +188,6 @@ impl TablePredictor {
 
     fn save(&self, table: &Table) -> Result<(), LatencyError> {
         self.path.as_deref().map_or(Ok(()), |p| table.save(p))
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
@@ -220,6 +228,7 @@ mod tests {
         assert_eq!(first.measured_parts, n);
         assert!(!first.calibrated);
         let t = p.table();
+        assert!(t.reference_ms.is_some_and(|ms| ms > 0.0), "the nominal speed is set on first measurement");
         assert_eq!(t.entries.len(), n);
         assert!(t.entries.values().all(|v| v.is_finite() && *v >= 0.0));
         assert_eq!(p.predict(&arch)?.measured_parts, 0, "second prediction uses the table");

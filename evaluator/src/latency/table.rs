@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{LatencyError, MeasureConfig};
 
 /// The `format` value of a table file.
-pub const TABLE_FORMAT: &str = "mixnas.latency-table/1";
+pub const TABLE_FORMAT: &str = "mixnas.latency-table/2";
 
 /// What a table is valid for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +56,9 @@ pub struct Table {
     pub format: String,
     pub machine: Machine,
     pub fit: Option<Fit>,
+    /// The speed reference's time when the table was begun (see `speed.rs`): entries, fit and
+    /// predictions are times at this speed of the machine.
+    pub reference_ms: Option<f64>,
     pub entries: BTreeMap<String, f64>,
     pub bases: BTreeMap<String, f64>,
 }
@@ -121,7 +124,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl Table {
     pub fn new(machine: Machine) -> Self {
-        Self { format: TABLE_FORMAT.into(), machine, fit: None, entries: BTreeMap::new(), bases: BTreeMap::new() }
+        let (entries, bases) = (BTreeMap::new(), BTreeMap::new());
+        Self { format: TABLE_FORMAT.into(), machine, fit: None, reference_ms: None, entries, bases }
     }
 
     /// Reads `path`, refusing a table keyed to anything but `here`.
@@ -191,6 +195,7 @@ mod tests {
         t.entries.insert("stem r32 c3-16 k3 s2 sym".into(), 0.125);
         t.bases.insert("base r16 c16 sym".into(), 0.0625);
         t.fit = Some(Fit { scale: 1.1, constant_ms: 0.3, networks: 3 });
+        t.reference_ms = Some(31.5);
         t.save(&path).unwrap();
         assert_eq!(Table::load(&path, &machine()).unwrap(), t);
         let names: Vec<_> =

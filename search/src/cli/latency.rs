@@ -195,16 +195,17 @@ fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
         )
     };
     super::print(&format!(
-        "{} samples (seed {}), {}x{}, {} thread(s); measured = 25th percentile of {} timed runs\n{}\n{}  (k = {:.4} ms/MMAC, least squares on these samples)\n{}",
+        "{} samples (seed {}), {}x{}, {} thread(s); measured = 25th percentile of {} timed runs, each adjusted to the table's machine speed (reference MixNet-S {:.2} ms)\n{}\n{}  (k = {:.4} ms/MMAC, least squares on these samples)\n{}",
         r.samples.len(),
         r.seed,
         r.resolution,
         r.resolution,
         r.threads,
         cfg.repeats,
+        r.nominal_reference_ms,
         line("table", &r.table),
         line("MACs baseline", &r.macs_baseline),
         r.ms_per_mmac,
-        line("table/median", &r.table_vs_median),
+        line("table/raw", &r.table_vs_raw),
     ))
 }

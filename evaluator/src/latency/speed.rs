@@ -1,0 +1,94 @@
+//! How fast the machine is right now, relative to when the table was built.
+//!
+//! On a shared machine the same network reads 10-20% faster or slower from one minute to the
+//! next (other tenants, frequency), while the networks' times relative to each other hold.
+//! A fixed reference network (MixNet-S at the table's input shape) timed next to what is being
+//! measured gives the current speed; its time when the table was made (`Table::reference_ms`)
+//! is the nominal speed, and every table number is a time at nominal speed. Raw times are
+//! always kept beside the adjusted ones.
+
+use std::time::Instant;
+
+use candle_core::{Device, Result, Tensor};
+
+use super::measure::{self, MeasureConfig, Measurement};
+use crate::model::MixNet;
+
+/// The reference network and its input.
+pub struct SpeedReference {
+    net: MixNet,
+    x: Tensor,
+}
+
+/// A whole-network time next to the reference.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Relative {
+    /// The network's own timed forwards.
+    pub raw: Measurement,
+    /// 25th percentile of `raw_i * nominal / reference_i` over adjacent (network, reference) pairs.
+    pub adjusted_ms: f64,
+    /// The reference's median time during the measurement.
+    pub reference_ms: f64,
+}
+
+impl SpeedReference {
+    pub fn new(cfg: &MeasureConfig) -> Result<Self> {
+        let net = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?;
+        Ok(Self { net, x: measure::input(cfg)? })
+    }
+
+    /// One timed forward of the reference, in milliseconds (call on the pool, see `on_pool`).
+    pub fn forward_ms(&self) -> Result<f64> {
+        let t = Instant::now();
+        self.net.forward_eval_unfused(&self.x)?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    }
+
+    /// The reference's 25th percentile over `cfg`'s repeats: the nominal speed of a new table.
+    pub fn nominal_ms(&self, cfg: &MeasureConfig) -> Result<f64> {
+        Ok(measure::time(cfg, || self.forward_ms().map(drop))?.q25_ms)
+    }
+
+    /// Median of `n` forwards now: the current speed, for short measurements (table parts).
+    pub fn now_ms(&self, n: usize) -> Result<f64> {
+        crate::on_pool(|| {
+            let mut ms = (0..n.max(1)).map(|_| self.forward_ms()).collect::<Result<Vec<_>>>()?;
+            Ok(measure::median(&mut ms))
+        })
+    }
+
+    /// Measures `net` on `x` in adjacent pairs with the reference (`cfg`'s warm-up, repeats and
+    /// time bound, both networks' forwards counted) and adjusts each to `nominal_ms`.
+    pub fn relative(&self, net: &MixNet, x: &Tensor, cfg: &MeasureConfig, nominal_ms: f64) -> Result<Relative> {
+        let pairs = measure::repeat(cfg, || {
+            let t = Instant::now();
+            net.forward_eval_unfused(x)?;
+            Ok((t.elapsed().as_secs_f64() * 1e3, self.forward_ms()?))
+        })?;
+        let mut reference: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        Ok(Relative {
+            raw: measure::summarise(pairs.iter().map(|p| p.0).collect()),
+            adjusted_ms: measure::summarise(pairs.iter().map(|&(ms, r)| ms * nominal_ms / r).collect()).q25_ms,
+            reference_ms: measure::median(&mut reference),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference timed against a copy of itself: whatever the machine's speed does during
+    /// the measurement, each pair's ratio is about 1, so the adjusted time is about the nominal.
+    #[test]
+    fn a_copy_of_the_reference_reads_the_nominal_time() -> Result<()> {
+        let cfg = MeasureConfig { resolution: 32, batch: 1, warmup: 1, repeats: 9, max_seconds: 60.0 };
+        let reference = SpeedReference::new(&cfg)?;
+        let copy = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?;
+        let rel = reference.relative(&copy, &measure::input(&cfg)?, &cfg, 100.0)?;
+        assert_eq!(rel.raw.samples, 9);
+        assert!(rel.reference_ms > 0.0 && rel.raw.q25_ms > 0.0, "{rel:?}");
+        assert!((75.0..125.0).contains(&rel.adjusted_ms), "{rel:?}");
+        Ok(())
+    }
+}
