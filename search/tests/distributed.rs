@@ -328,7 +328,9 @@ fn a_worker_with_other_data_refuses_trials_and_the_run_still_completes() {
     let pos = args.iter().position(|a| a == "--evaluator").unwrap();
     args.remove(pos);
     let mut coordinator = run_search(&args);
-    assert_eq!(coordinator.wait(Duration::from_secs(60)), 1, "{}", coordinator.log());
+    // The proxy evaluator asks the latency table for the space's fastest network first, and on a
+    // machine without a table that builds one (a minute or two); the limit only guards a hang.
+    assert_eq!(coordinator.wait(Duration::from_secs(600)), 1, "{}", coordinator.log());
     let j = journal(&dir);
     assert_eq!(j.len(), 8);
     assert!(j.values().all(|t| t["status"] == "failed" || t["status"] == "cached"), "{j:?}");

@@ -119,9 +119,10 @@ impl TablePredictor {
         parts.iter().filter(|p| !table.entries.contains_key(&p.key()) && seen.insert(p.key())).cloned().collect()
     }
 
-    /// One part: the median, over adjacent (probe, base) pairs, of probe minus base. Timing the
-    /// two back to back makes each difference see the same machine state, so load that comes and
-    /// goes on a shared machine cancels instead of landing in the entry.
+    /// One part: the median, over adjacent (probe, base, reference) triples, of probe minus base
+    /// at nominal speed. Timing them back to back makes each difference see the same machine
+    /// state, so load that comes and goes on a shared machine cancels instead of landing in the
+    /// entry, and the reference right after says how fast the machine was for that triple.
     fn measure_part(&self, part: &KeyedPart) -> Result<f64, LatencyError> {
         let template = space::presets::mixnet_s();
         let (probe, res) = part.probe(&template);
@@ -132,18 +133,20 @@ impl TablePredictor {
             net.forward_eval_unfused(x)?;
             Ok(t.elapsed().as_secs_f64() * 1e3)
         };
-        // Parts take milliseconds: one speed reading per part, not per pair.
         let (reference, nominal) = self.speed()?;
-        let to_nominal = nominal / reference.now_ms(3)?;
         let Some((key, base, res)) = part.base(&template) else {
-            return Ok(to_nominal * measure::time(&cfg, || run(&probe).map(drop))?.q25_ms);
+            let times = measure::repeat(&cfg, || Ok(run(&probe)? * nominal / reference.forward_ms()?))?;
+            return Ok(measure::summarise(times).q25_ms);
         };
         let base = (MixNet::new(&base, 0, &Device::Cpu)?, measure::input(&MeasureConfig { resolution: res, ..cfg })?);
-        let pairs = measure::repeat(&cfg, || Ok((run(&probe)?, run(&base)?)))?;
-        let (mut diffs, mut bases): (Vec<f64>, Vec<f64>) = pairs.into_iter().map(|(p, b)| (p - b, b)).unzip();
+        let triples = measure::repeat(&cfg, || {
+            let (p, b) = (run(&probe)?, run(&base)?);
+            Ok((p - b, b, nominal / reference.forward_ms()?))
+        })?;
+        let (mut diffs, mut bases): (Vec<f64>, Vec<f64>) = triples.iter().map(|&(d, b, k)| (d * k, b * k)).unzip();
         self.lock().bases.insert(key, measure::median(&mut bases));
         // Noise can make a tiny part look negative; it cannot cost less than nothing.
-        Ok(to_nominal * measure::median(&mut diffs).max(0.0))
+        Ok(measure::median(&mut diffs).max(0.0))
     }
 
     /// The speed reference and its nominal time, measured (and saved) on a table's first use.

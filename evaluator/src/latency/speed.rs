@@ -2,8 +2,8 @@
 //!
 //! On a shared machine the same network reads 10-20% faster or slower from one minute to the
 //! next (other tenants, frequency), while the networks' times relative to each other hold.
-//! A fixed reference network (MixNet-S at the table's input shape) timed next to what is being
-//! measured gives the current speed; its time when the table was made (`Table::reference_ms`)
+//! A fixed reference network (MixNet-S at half the table's resolution: a gauge, cheap next to
+//! parts of a few milliseconds) timed next to what is being measured gives the current speed; its time when the table was made (`Table::reference_ms`)
 //! is the nominal speed, and every table number is a time at nominal speed. Raw times are
 //! always kept beside the adjusted ones.
 
@@ -34,7 +34,13 @@ pub struct Relative {
 impl SpeedReference {
     pub fn new(cfg: &MeasureConfig) -> Result<Self> {
         let net = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?;
-        Ok(Self { net, x: measure::input(cfg)? })
+        let gauge = MeasureConfig { resolution: Self::resolution(cfg), ..*cfg };
+        Ok(Self { net, x: measure::input(&gauge)? })
+    }
+
+    /// The reference's input resolution for tables measured as `cfg`.
+    pub fn resolution(cfg: &MeasureConfig) -> usize {
+        (cfg.resolution / 2).max(32)
     }
 
     /// One timed forward of the reference, in milliseconds (call on the pool, see `on_pool`).
@@ -47,14 +53,6 @@ impl SpeedReference {
     /// The reference's 25th percentile over `cfg`'s repeats: the nominal speed of a new table.
     pub fn nominal_ms(&self, cfg: &MeasureConfig) -> Result<f64> {
         Ok(measure::time(cfg, || self.forward_ms().map(drop))?.q25_ms)
-    }
-
-    /// Median of `n` forwards now: the current speed, for short measurements (table parts).
-    pub fn now_ms(&self, n: usize) -> Result<f64> {
-        crate::on_pool(|| {
-            let mut ms = (0..n.max(1)).map(|_| self.forward_ms()).collect::<Result<Vec<_>>>()?;
-            Ok(measure::median(&mut ms))
-        })
     }
 
     /// Measures `net` on `x` in adjacent pairs with the reference (`cfg`'s warm-up, repeats and

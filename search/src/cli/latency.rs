@@ -195,13 +195,14 @@ fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
         )
     };
     super::print(&format!(
-        "{} samples (seed {}), {}x{}, {} thread(s); measured = 25th percentile of {} timed runs, each adjusted to the table's machine speed (reference MixNet-S {:.2} ms)\n{}\n{}  (k = {:.4} ms/MMAC, least squares on these samples)\n{}",
+        "{} samples (seed {}), {}x{}, {} thread(s); measured = 25th percentile of {} timed runs, each adjusted to the table's machine speed (reference MixNet-S at {} px: {:.2} ms)\n{}\n{}  (k = {:.4} ms/MMAC, least squares on these samples)\n{}",
         r.samples.len(),
         r.seed,
         r.resolution,
         r.resolution,
         r.threads,
         cfg.repeats,
+        lat::SpeedReference::resolution(&cfg),
         r.nominal_reference_ms,
         line("table", &r.table),
         line("MACs baseline", &r.macs_baseline),
