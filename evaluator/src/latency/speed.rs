@@ -3,9 +3,9 @@
 //! On a shared machine the same network reads 10-20% faster or slower from one minute to the
 //! next (other tenants, frequency), while the networks' times relative to each other hold.
 //! A fixed reference network (MixNet-S at half the table's resolution: a gauge, cheap next to
-//! parts of a few milliseconds) timed next to what is being measured gives the current speed; its time when the table was made (`Table::reference_ms`)
-//! is the nominal speed, and every table number is a time at nominal speed. Raw times are
-//! always kept beside the adjusted ones.
+//! parts of a few milliseconds) timed next to what is being measured gives the current speed;
+//! its time when the table was begun (`Table::reference_ms`) is the nominal speed, and every
+//! table number is a time at nominal speed. Raw times are always kept beside the adjusted ones.
 
 use std::time::Instant;
 
