@@ -24,6 +24,8 @@ struct Group {
     pad_l: usize,
     /// Per kernel column: (first output col, end output col, first input col) that hit the input.
     cols: Vec<(usize, usize, usize)>,
+    /// Whether its planes take the padded path ([`use_padded`]), decided once per op.
+    padded: bool,
 }
 
 /// The whole op's geometry: input `[n, c, h, w]`, output `[n, c, ho, wo]`.
@@ -75,7 +77,17 @@ impl Geom {
                 bail!("mix_conv: groups disagree on the output size ({:?} vs {size:?})", out.unwrap())
             }
             let cols = (0..g.kernel).map(|kx| valid_range(size.1, w, s, kx * g.dilation, l)).collect();
-            groups.push(Group { c0, channels: g.channels, k: g.kernel, dil: g.dilation, w0, pad_t: t, pad_l: l, cols });
+            groups.push(Group {
+                c0,
+                channels: g.channels,
+                k: g.kernel,
+                dil: g.dilation,
+                w0,
+                pad_t: t,
+                pad_l: l,
+                cols,
+                padded: false,
+            });
             group_of.extend((0..g.channels).map(|_| gi));
             c0 += g.channels;
             w0 += g.channels * g.kernel * g.kernel;
@@ -84,7 +96,11 @@ impl Geom {
             bail!("mix_conv: groups cover {c0} channels but the input has {c}")
         }
         let (ho, wo) = out.unwrap_or((0, 0));
-        Ok(Self { n, c, h, w, ho, wo, stride: s, groups, group_of, w_len: w0 })
+        let mut geo = Self { n, c, h, w, ho, wo, stride: s, groups, group_of, w_len: w0 };
+        for i in 0..geo.groups.len() {
+            geo.groups[i].padded = use_padded(&geo, &geo.groups[i]);
+        }
+        Ok(geo)
     }
 
     /// The group of channel `ch` and that channel's `k * k` weights.
@@ -382,7 +398,7 @@ impl MixConvOp {
         chunks.for_each_with(scratch(), |(xp, acc), (p, o)| {
             let (g, wk) = geo.kernel(p % geo.c, w);
             let xs = &x[p * plane_in..(p + 1) * plane_in];
-            if use_padded(geo, g) {
+            if g.padded {
                 simd(
                     #[inline(always)]
                     || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
@@ -434,7 +450,7 @@ impl MixConvBwd {
         chunks.for_each_with((Vec::new(), Vec::new()), |(gp, acc), (p, gxp)| {
             let (g, wk) = geo.kernel(p % geo.c, w);
             let gs = &grad[p * plane_out..(p + 1) * plane_out];
-            if use_padded(geo, g) {
+            if g.padded {
                 simd(
                     #[inline(always)]
                     || plane_grad_x_padded(geo, g, wk, gs, gxp, gp, acc),
@@ -459,7 +475,7 @@ impl MixConvBwd {
                 let p = n * geo.c + ch;
                 let xs = &x[p * plane_in..(p + 1) * plane_in];
                 let gs = &grad[p * plane_out..(p + 1) * plane_out];
-                if use_padded(geo, g) {
+                if g.padded {
                     simd(
                         #[inline(always)]
                         || plane_grad_w_padded(geo, g, xs, gs, gwc, xb, gb),
