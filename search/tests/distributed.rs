@@ -292,7 +292,7 @@ fn progress_acks_keep_long_trials_from_redelivery_and_idle_workers_exit() {
     assert_eq!(count(&log, "(delivery 1): evaluating"), 8, "{log}");
     assert!(!log.contains("(delivery 2)"), "a trial was redelivered despite progress acks:\n{log}");
     assert_eq!(w.wait(Duration::from_secs(20)), 0, "--idle-exit ends the worker:\n{}", w.log());
-    assert!(w.log().contains("no trial for 2s, exiting"), "{}", w.log());
+    assert!(w.log().contains("no trial for 2s (--idle-exit), exiting"), "{}", w.log());
 }
 
 /// Two classes of 8x8 PNG images, train and test, with pixels from `shade`.

@@ -90,9 +90,11 @@ async fn work(opts: WorkerOptions) -> Result<(), String> {
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let idle = lock(&worker.last_trial).elapsed();
-        if worker.opts.idle_exit.is_some_and(|t| idle >= t) && worker.busy.load(Ordering::SeqCst) == 0 {
+        let Some(limit) = worker.opts.idle_exit else { continue };
+        if idle >= limit && worker.busy.load(Ordering::SeqCst) == 0 {
             slots.iter().for_each(|s| s.abort());
-            eprintln!("nas worker {}: no trial for {:.0}s, exiting", worker.opts.name, idle.as_secs_f64());
+            // The limit, not the measured idle time: that is only checked every 500 ms.
+            eprintln!("nas worker {}: no trial for {}s (--idle-exit), exiting", worker.opts.name, limit.as_secs_f64());
             return Ok(());
         }
     }
