@@ -17,9 +17,18 @@ SHARED = os.path.join(ROOT, '..', 'shared', 'bench')
 
 
 def run_json(cmd):
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    """The command's last JSON line, with `peak_rss_mib` set to the process's own peak RSS
+    (from wait4, so every contender is measured the same way)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, cmd)
     lines = [l for l in out.splitlines() if l.startswith('{')]
-    return json.loads(lines[-1])
+    result = json.loads(lines[-1])
+    result['peak_rss_mib'] = usage.ru_maxrss / 1024  # KiB on Linux
+    return result
 
 
 def contenders(a):
@@ -50,11 +59,15 @@ def main():
     a = p.parse_args()
     c = contenders(a)
     raw = {k: [] for k in c}
+    rss = {k: [] for k in c}
     for r in range(a.rounds):
         for k, (cmd, field) in c.items():
-            raw[k].append(run_json(cmd)[field])
+            result = run_json(cmd)
+            raw[k].append(result[field])
+            rss[k].append(result['peak_rss_mib'])
             print(f'round {r + 1}/{a.rounds} {k[0]:<18} {k[1]:<12} {raw[k][-1]}', file=sys.stderr)
     med = {k: statistics.median(v) for k, v in raw.items()}
+    med_rss = {k: statistics.median(v) for k, v in rss.items()}
     with open('/proc/loadavg') as f:
         load = f.read().split()[:3]
     print(f'# {time.strftime("%Y-%m-%d")} {cpu_name()} ({os.cpu_count()} cpus), {a.rounds} alternating rounds, '
@@ -62,6 +75,9 @@ def main():
     print(f'{"benchmark":<20} {"mixnas":>10} {"pytorch":>10} {"onnxrt":>10}  ratio')
     t_ours, t_torch = med[('train', 'mixnas')], med[('train', 'pytorch')]
     print(f'{"train img/s":<20} {t_ours:>10.1f} {t_torch:>10.1f} {"":>10}  mixnas/pytorch = {t_ours / t_torch:.2f}x')
+    r_ours, r_torch = med_rss[('train', 'mixnas')], med_rss[('train', 'pytorch')]
+    print(f'{"train peak RSS MiB":<20} {r_ours:>10.0f} {r_torch:>10.0f} {"":>10}  mixnas/pytorch = {r_ours / r_torch:.2f}'
+          '  (whole process, lower is better)')
     for m in a.models:
         k = 'latency ' + m
         o, t, x = med[(k, 'mixnas')], med[(k, 'pytorch')], med[(k, 'onnxruntime')]
@@ -71,7 +87,8 @@ def main():
         with open(a.json, 'w') as f:
             json.dump({'date': time.strftime('%Y-%m-%d'), 'cpu': cpu_name(), 'rounds': a.rounds,
                        'raw': {' / '.join(k): v for k, v in raw.items()},
-                       'median': {' / '.join(k): v for k, v in med.items()}}, f, indent=1)
+                       'median': {' / '.join(k): v for k, v in med.items()},
+                       'peak_rss_mib': {' / '.join(k): v for k, v in med_rss.items()}}, f, indent=1)
 
 
 def cpu_name():

@@ -53,8 +53,10 @@ pub fn train_step(arch: &Arch, cfg: &TrainBenchConfig) -> Result<TrainBench> {
     let y = Tensor::new(labels, &Device::Cpu)?;
     let mut rng = StdRng::seed_from_u64(0);
     let mut step = || -> Result<()> {
-        let loss = cross_entropy(&net.forward_train(&x, &mut rng)?, &y, 0.0)?;
-        opt.step(&loss.backward()?, 0.05)
+        crate::on_pool(|| {
+            let loss = cross_entropy(&net.forward_train(&x, &mut rng)?, &y, 0.0)?;
+            opt.step(&loss.backward()?, 0.05)
+        })
     };
     for _ in 0..cfg.warmup {
         step()?;

@@ -9,8 +9,9 @@ pub mod ops;
 pub mod timm;
 pub mod train;
 
-/// Fixes the number of CPU threads for this process: candle's pool and the kernels' rayon pool
-/// both read `RAYON_NUM_THREADS` once, at first use, so call this before any tensor work.
+/// Fixes the number of CPU threads for this process: the kernels' rayon pool (and candle's,
+/// for its matmul) read `RAYON_NUM_THREADS` once, at first use, so call this before any tensor
+/// work.
 /// Returns the count in force (the first call wins).
 pub fn set_threads(threads: usize) -> usize {
     let threads = threads.max(1);
@@ -23,6 +24,12 @@ pub fn set_threads(threads: usize) -> usize {
         // the kernels' rayon pool on few cores that spinning steals the cores (1.7x on 2 cores).
         if std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
             std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "100");
+        }
+        // The hot ops are ours, on the rayon pool; candle's own ops (the backward's gradient
+        // sums, residual adds) run on the calling thread. Splitting those across a second pool
+        // made a 2-thread training step 10% slower (its workers and ours contend for the cores).
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
         }
         let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     });

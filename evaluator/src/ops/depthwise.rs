@@ -24,8 +24,8 @@ struct Group {
     pad_l: usize,
     /// Per kernel column: (first output col, end output col, first input col) that hit the input.
     cols: Vec<(usize, usize, usize)>,
-    /// Whether its planes take the padded path ([`use_padded`]), decided once per op.
-    padded: bool,
+    /// The padded path's layout when its planes take it ([`use_padded`]), decided once per op.
+    padded: Option<Padded>,
 }
 
 /// The whole op's geometry: input `[n, c, h, w]`, output `[n, c, ho, wo]`.
@@ -86,7 +86,7 @@ impl Geom {
                 pad_t: t,
                 pad_l: l,
                 cols,
-                padded: false,
+                padded: None,
             });
             group_of.extend((0..g.channels).map(|_| gi));
             c0 += g.channels;
@@ -98,7 +98,8 @@ impl Geom {
         let (ho, wo) = out.unwrap_or((0, 0));
         let mut geo = Self { n, c, h, w, ho, wo, stride: s, groups, group_of, w_len: w0 };
         for i in 0..geo.groups.len() {
-            geo.groups[i].padded = use_padded(&geo, &geo.groups[i]);
+            let g = &geo.groups[i];
+            geo.groups[i].padded = use_padded(&geo, g).then(|| Padded::new(&geo, g));
         }
         Ok(geo)
     }
@@ -124,11 +125,14 @@ impl Geom {
 /// one phase at a fixed offset from there, so each tap is one contiguous multiply-add over
 /// `len = (ho - 1) * wq + wo` elements, stride 2 included (the `wq - wo` columns between output
 /// rows are scratch). At stride 1 there is one phase: the plainly padded plane.
+#[derive(Clone, Debug)]
 struct Padded {
     s: usize,
     hq: usize,
     wq: usize,
     len: usize,
+    /// Per tap `(ky, kx)`, row-major: where it reads for output 0 (see [`Padded::offset`]).
+    taps: Vec<usize>,
 }
 
 /// Whether the padded path pays: it runs every tap over all `len` positions, eight lanes at a
@@ -145,10 +149,11 @@ impl Padded {
     fn new(geo: &Geom, g: &Group) -> Self {
         let (s, ext) = (geo.stride, (g.k - 1) * g.dil + 1);
         let wq = geo.wo + (ext - 1) / s;
-        Self { s, hq: geo.ho + (ext - 1) / s, wq, len: (geo.ho - 1) * wq + geo.wo }
+        let mut pd = Self { s, hq: geo.ho + (ext - 1) / s, wq, len: (geo.ho - 1) * wq + geo.wo, taps: vec![] };
+        pd.taps = (0..g.k * g.k).map(|t| pd.offset(g, t / g.k, t % g.k)).collect();
+        pd
     }
     /// Where tap `(ky, kx)` reads for output 0: its phase's start plus its shift in that phase.
-    #[inline(always)]
     fn offset(&self, g: &Group, ky: usize, kx: usize) -> usize {
         let (r, c) = (ky * g.dil, kx * g.dil);
         ((r % self.s) * self.s + c % self.s) * self.hq * self.wq + (r / self.s) * self.wq + c / self.s
@@ -216,13 +221,13 @@ fn plane_fwd_padded<T: Real>(
     xp: &mut Vec<T>,
     acc: &mut Vec<T>,
 ) {
-    let pd = Padded::new(geo, g);
+    let pd = g.padded.as_ref().expect("called for groups on the padded path");
     pd.pad_input(geo, g, x, xp);
     acc.clear();
     acc.resize(pd.len, T::ZERO);
     for ky in 0..g.k {
         for kx in 0..g.k {
-            let (wv, off) = (wk[ky * g.k + kx], pd.offset(g, ky, kx));
+            let (wv, off) = (wk[ky * g.k + kx], pd.taps[ky * g.k + kx]);
             for (a, &v) in acc.iter_mut().zip(&xp[off..off + pd.len]) {
                 *a += wv * v;
             }
@@ -245,13 +250,13 @@ fn plane_grad_x_padded<T: Real>(
     gp: &mut Vec<T>,
     acc: &mut Vec<T>,
 ) {
-    let pd = Padded::new(geo, g);
+    let pd = g.padded.as_ref().expect("called for groups on the padded path");
     pd.spread_output(geo, grad, gp);
     acc.clear();
     acc.resize(pd.s * pd.s * pd.hq * pd.wq, T::ZERO);
     for ky in 0..g.k {
         for kx in 0..g.k {
-            let (wv, off) = (wk[ky * g.k + kx], pd.offset(g, ky, kx));
+            let (wv, off) = (wk[ky * g.k + kx], pd.taps[ky * g.k + kx]);
             for (a, &v) in acc[off..off + pd.len].iter_mut().zip(gp.iter()) {
                 *a += wv * v;
             }
@@ -264,11 +269,20 @@ fn plane_grad_x_padded<T: Real>(
         }
         return;
     }
-    for (iy, row) in gx.chunks_exact_mut(geo.w).enumerate() {
-        for (ix, v) in row.iter_mut().enumerate() {
-            // Input positions no tap reaches (past the last output) keep their zero.
-            if let Some(i) = pd.index(iy + g.pad_t, ix + g.pad_l) {
-                *v = acc[i];
+    // Phase by phase: phase (a, b) row i, column j is padded (i * s + a, j * s + b). Input
+    // positions no phase stores (past the last output) keep their zero.
+    let (s, plane) = (pd.s, pd.hq * pd.wq);
+    for (phase, src) in acc.chunks_exact(plane).enumerate() {
+        let (a, b) = (phase / s, phase % s);
+        let cols = |j: usize| (j * s + b).checked_sub(g.pad_l).filter(|&ix| ix < geo.w);
+        let Some(j0) = (0..pd.wq).find(|&j| cols(j).is_some()) else { continue };
+        let n = (j0..pd.wq).take_while(|&j| cols(j).is_some()).count();
+        let ix0 = cols(j0).unwrap_or(0);
+        for (i, srow) in src.chunks_exact(pd.wq).enumerate() {
+            let Some(iy) = (i * s + a).checked_sub(g.pad_t).filter(|&iy| iy < geo.h) else { continue };
+            let row = &mut gx[iy * geo.w..(iy + 1) * geo.w];
+            for (t, &v) in srow[j0..j0 + n].iter().enumerate() {
+                row[ix0 + t * s] = v;
             }
         }
     }
@@ -285,12 +299,12 @@ fn plane_grad_w_padded<T: Real>(
     xp: &mut Vec<T>,
     gp: &mut Vec<T>,
 ) {
-    let pd = Padded::new(geo, g);
+    let pd = g.padded.as_ref().expect("called for groups on the padded path");
     pd.pad_input(geo, g, x, xp);
     pd.spread_output(geo, grad, gp);
     for ky in 0..g.k {
         for kx in 0..g.k {
-            let off = pd.offset(g, ky, kx);
+            let off = pd.taps[ky * g.k + kx];
             // Eight partial sums so the reduction vectorises.
             let mut part = [T::ZERO; 8];
             let (xs, gs) = (&xp[off..off + pd.len], &gp[..pd.len]);
@@ -398,7 +412,7 @@ impl MixConvOp {
         chunks.for_each_with(scratch(), |(xp, acc), (p, o)| {
             let (g, wk) = geo.kernel(p % geo.c, w);
             let xs = &x[p * plane_in..(p + 1) * plane_in];
-            if g.padded {
+            if g.padded.is_some() {
                 simd(
                     #[inline(always)]
                     || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
@@ -450,7 +464,7 @@ impl MixConvBwd {
         chunks.for_each_with((Vec::new(), Vec::new()), |(gp, acc), (p, gxp)| {
             let (g, wk) = geo.kernel(p % geo.c, w);
             let gs = &grad[p * plane_out..(p + 1) * plane_out];
-            if g.padded {
+            if g.padded.is_some() {
                 simd(
                     #[inline(always)]
                     || plane_grad_x_padded(geo, g, wk, gs, gxp, gp, acc),
@@ -475,7 +489,7 @@ impl MixConvBwd {
                 let p = n * geo.c + ch;
                 let xs = &x[p * plane_in..(p + 1) * plane_in];
                 let gs = &grad[p * plane_out..(p + 1) * plane_out];
-                if g.padded {
+                if g.padded.is_some() {
                     simd(
                         #[inline(always)]
                         || plane_grad_w_padded(geo, g, xs, gs, gwc, xb, gb),

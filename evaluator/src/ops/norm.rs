@@ -51,20 +51,97 @@ fn per_channel<R: Send>(d: Dims, f: impl Fn(usize, usize) -> R + Sync, add: impl
     (0..d.c).into_par_iter().map(|ch| (0..d.n).map(|n| f(ch, n * d.c + ch)).reduce(&add).unwrap()).collect()
 }
 
+/// Partial sums per reduction: independent lanes let the loop vectorise, where one running sum
+/// is a serial chain the compiler must keep in order.
+const LANES: usize = 16;
+
+/// `sum f(x)` over `xs`, in [`LANES`] partial sums. Call inside [`simd`].
+#[inline(always)]
+fn lane_sum<T: Real>(xs: &[T], f: impl Fn(T) -> T) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            acc[i] += f(c[i]);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::ZERO, |s, &v| s + f(v));
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
 /// Per-channel batch mean and biased variance (two passes, for precision).
 fn batch_stats<T: Real>(d: Dims, x: &[T]) -> (Vec<f64>, Vec<f64>) {
     let plane = |p: usize| &x[p * d.plane..(p + 1) * d.plane];
-    let sums = per_channel::<f64>(d, |_, p| plane(p).iter().fold(T::ZERO, |s, &v| s + v).to_f64(), |a, b| a + b);
+    let sums = per_channel::<f64>(d, |_, p| simd(|| lane_sum(plane(p), |v| v)).to_f64(), |a, b| a + b);
     let mean: Vec<f64> = sums.iter().map(|s| s / d.count() as f64).collect();
     let sq = per_channel::<f64>(
         d,
         |ch, p| {
             let m = T::from_f64(mean[ch]);
-            plane(p).iter().fold(T::ZERO, |s, &v| s + (v - m) * (v - m)).to_f64()
+            simd(
+                #[inline(always)]
+                || lane_sum(plane(p), |v| (v - m) * (v - m)),
+            )
+            .to_f64()
         },
         |a, b| a + b,
     );
     (mean, sq.iter().map(|s| s / d.count() as f64).collect())
+}
+
+/// `dz = g * act'(a x + b)` written to `dz`, with `(sum dz, sum dz * x)`. Call inside [`simd`].
+#[inline(always)]
+fn dz_and_sums<T: Real>(x: &[T], g: &[T], dz: &mut [T], a: T, b: T, act: Act) -> (T, T) {
+    // One loop per activation: a match inside the loop can keep it from vectorising.
+    match act {
+        Act::None => dz_and_sums_with(x, g, dz, a, b, |_| T::ONE),
+        Act::Relu => dz_and_sums_with(x, g, dz, a, b, |z| act_grad(z, Act::Relu)),
+        Act::Swish => dz_and_sums_with(x, g, dz, a, b, |z| act_grad(z, Act::Swish)),
+    }
+}
+
+#[inline(always)]
+fn dz_and_sums_with<T: Real>(x: &[T], g: &[T], dz: &mut [T], a: T, b: T, dact: impl Fn(T) -> T) -> (T, T) {
+    let (mut s1, mut s2) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    let whole = x.len() / LANES * LANES;
+    let lanes = x[..whole].chunks_exact(LANES).zip(g[..whole].chunks_exact(LANES));
+    for ((xc, gc), dc) in lanes.zip(dz[..whole].chunks_exact_mut(LANES)) {
+        for i in 0..LANES {
+            let v = gc[i] * dact(a * xc[i] + b);
+            dc[i] = v;
+            s1[i] += v;
+            s2[i] += v * xc[i];
+        }
+    }
+    let (mut t1, mut t2) = (T::ZERO, T::ZERO);
+    for ((&xv, &gv), o) in x[whole..].iter().zip(&g[whole..]).zip(&mut dz[whole..]) {
+        *o = gv * dact(a * xv + b);
+        t1 += *o;
+        t2 += *o * xv;
+    }
+    (s1.iter().fold(t1, |s, &v| s + v), s2.iter().fold(t2, |s, &v| s + v))
+}
+
+/// Disjoint planes of one buffer, handed out by index to parallel tasks that cannot borrow them
+/// through `par_chunks_mut` (a channel's planes are strided across the batch).
+struct PlanesMut<T> {
+    ptr: *mut T,
+    plane: usize,
+}
+// SAFETY: `get` hands out each plane to at most one task (see there).
+unsafe impl<T: Send> Send for PlanesMut<T> {}
+unsafe impl<T: Send> Sync for PlanesMut<T> {}
+
+impl<T> PlanesMut<T> {
+    fn new(buf: &mut [T], plane: usize) -> Self {
+        Self { ptr: buf.as_mut_ptr(), plane }
+    }
+    /// # Safety
+    /// `p` is in bounds of the buffer and no other live reference covers plane `p`.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn get(&self, p: usize) -> &mut [T] {
+        std::slice::from_raw_parts_mut(self.ptr.add(p * self.plane), self.plane)
+    }
 }
 
 /// What the backward needs from the forward: `z = a * x + b` and, for batch norm, the statistics.
@@ -79,36 +156,34 @@ struct AffineBwd {
 }
 
 impl AffineBwd {
-    /// Over `(x, grad)`, gives `[grad x | grad a-or-gamma | grad b-or-beta]` flat.
+    /// Over `(x, grad)`, gives `[grad x | grad a-or-gamma | grad b-or-beta]` flat. The first pass
+    /// leaves `dz` (the gradient before the activation) in the `grad x` planes, so the
+    /// activation's derivative is evaluated once per element.
     fn run<T: Real>(&self, x: &[T], g: &[T]) -> Vec<T> {
         let d = self.d;
         let conv = |v: &[f64]| v.iter().map(|&v| T::from_f64(v)).collect::<Vec<T>>();
         let (a, b) = (conv(&self.a), conv(&self.b));
-        let plane = |p: usize| (&x[p * d.plane..(p + 1) * d.plane], &g[p * d.plane..(p + 1) * d.plane]);
-        // s1 = sum dz, s2 = sum dz * x, where dz is the gradient before the activation.
-        let sums = per_channel::<(f64, f64)>(
-            d,
-            |ch, p| {
-                let (xp, gp) = plane(p);
-                let (ac, bc, act) = (a[ch], b[ch], self.act);
-                simd(
-                    #[inline(always)]
-                    || {
-                        let (mut s1, mut s2) = (T::ZERO, T::ZERO);
-                        for (&xv, &gv) in xp.iter().zip(gp) {
-                            let dz = gv * act_grad(ac * xv + bc, act);
-                            s1 += dz;
-                            s2 += dz * xv;
-                        }
-                        (s1.to_f64(), s2.to_f64())
-                    },
-                )
-            },
-            |l, r| (l.0 + r.0, l.1 + r.1),
-        );
+        let plane = |p: usize| &x[p * d.plane..(p + 1) * d.plane];
         let nx = x.len();
         let mut out = vec![T::ZERO; nx + 2 * d.c];
         let (gx, gp) = out.split_at_mut(nx);
+        let dz = PlanesMut::new(gx, d.plane);
+        // s1 = sum dz, s2 = sum dz * x.
+        let sums = per_channel::<(f64, f64)>(
+            d,
+            |ch, p| {
+                // SAFETY: plane p = n * c + ch belongs to channel ch alone, and per_channel runs
+                // each channel's planes in one task, one after another.
+                let dzp = unsafe { dz.get(p) };
+                let gp = &g[p * d.plane..(p + 1) * d.plane];
+                let (s1, s2) = simd(
+                    #[inline(always)]
+                    || dz_and_sums(plane(p), gp, dzp, a[ch], b[ch], self.act),
+                );
+                (s1.to_f64(), s2.to_f64())
+            },
+            |l, r| (l.0 + r.0, l.1 + r.1),
+        );
         // dx = a * dz + k1 * x + k0; k1 = k0 = 0 without batch statistics.
         let mut k = vec![(T::ZERO, T::ZERO); d.c];
         for ch in 0..d.c {
@@ -126,13 +201,12 @@ impl AffineBwd {
         }
         gx.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, gxp)| {
             let ch = p % d.c;
-            let (xp, gp) = plane(p);
-            let (a, b, (k1, k0), act) = (a[ch], b[ch], k[ch], self.act);
+            let (a, (k1, k0)) = (a[ch], k[ch]);
             simd(
                 #[inline(always)]
                 || {
-                    for ((o, &xv), &gv) in gxp.iter_mut().zip(xp).zip(gp) {
-                        *o = a * gv * act_grad(a * xv + b, act) + k1 * xv + k0;
+                    for (o, &xv) in gxp.iter_mut().zip(plane(p)) {
+                        *o = a * *o + k1 * xv + k0;
                     }
                 },
             )
@@ -397,7 +471,9 @@ mod tests {
 
     #[test]
     fn batch_norm_matches_reference() -> Result<()> {
-        for (shape, act) in [[4, 5, 3, 3], [2, 7, 5, 4], [3, 3, 1, 1]].iter().flat_map(|s| ACTS.map(|a| (s, a))) {
+        for (shape, act) in
+            [[4, 5, 3, 3], [2, 7, 5, 4], [3, 3, 1, 1], [2, 3, 9, 7]].iter().flat_map(|s| ACTS.map(|a| (s, a)))
+        {
             let what = format!("batch_norm {shape:?} {act:?}");
             let fast = |t: &[Tensor]| Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
             let slow = |t: &[Tensor]| Ok(reference::batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
@@ -417,7 +493,14 @@ mod tests {
         for act in ACTS {
             let fast = |t: &[Tensor]| channel_affine(&t[0], &t[1], &t[2], act);
             let slow = |t: &[Tensor]| reference::channel_affine(&t[0], &t[1], &t[2], act);
-            check_against(&fast, &slow, &inputs(&[3, 6, 5, 3], DType::F32)?, &format!("channel_affine {act:?}"))?;
+            for shape in [[3, 6, 5, 3], [2, 3, 9, 7]] {
+                check_against(
+                    &fast,
+                    &slow,
+                    &inputs(&shape, DType::F32)?,
+                    &format!("channel_affine {shape:?} {act:?}"),
+                )?;
+            }
         }
         let x = (rand(&[3, 5, 7, 2], 4, DType::F32)? * 6.0)?;
         check_against(&|t| swish(&t[0]), &|t| reference::swish(&t[0]), std::slice::from_ref(&x), "swish")?;
@@ -426,12 +509,13 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() -> Result<()> {
-        for act in ACTS {
-            let ts = inputs(&[3, 4, 3, 2], DType::F64)?;
+        // Planes of 6 (tail only) and 35 (two full lanes and a tail).
+        for (shape, act) in [[3, 4, 3, 2], [2, 3, 5, 7]].iter().flat_map(|s| ACTS.map(|a| (s, a))) {
+            let ts = inputs(shape, DType::F64)?;
             let bn = |t: &[Tensor]| Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
-            grad_check(&bn, &ts, 30, &format!("batch_norm {act:?}"))?;
+            grad_check(&bn, &ts, 30, &format!("batch_norm {shape:?} {act:?}"))?;
             let affine = |t: &[Tensor]| channel_affine(&t[0], &t[1], &t[2], act);
-            grad_check(&affine, &ts, 30, &format!("channel_affine {act:?}"))?;
+            grad_check(&affine, &ts, 30, &format!("channel_affine {shape:?} {act:?}"))?;
         }
         grad_check(&|t| swish(&t[0]), &[(rand(&[2, 3, 4, 4], 5, DType::F64)? * 4.0)?], 40, "swish")
     }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use candle_core::{Device, Result};
+use candle_core::{Device, Result, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -158,22 +158,29 @@ impl Trainer {
         let steps = self.steps_per_epoch();
         let mut rng = StdRng::seed_from_u64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let params = self.net.trainable();
+        let (net, optimizer, ema) = (&self.net, &mut self.optimizer, &mut self.ema);
+        let smoothing = self.config.label_smoothing;
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
         let start = Instant::now();
         progress.set_length(steps);
         progress.set_position(0);
         for (step, (x, y)) in self.train.epoch(epoch as u64).enumerate() {
             lr = self.config.schedule.lr_at(epoch as u64 * steps + step as u64, steps);
-            let logits = self.net.forward_train(&x, &mut rng)?;
-            let loss = cross_entropy(&logits, &y, self.config.label_smoothing)?;
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            if !loss_value.is_finite() {
-                return Ok(Err(Diverged { epoch, step }));
-            }
-            self.optimizer.step(&loss.backward()?, lr)?;
-            if let Some(ema) = &mut self.ema {
-                ema.update(&params)?;
-            }
+            // On the compute pool: the kernels' parallel loops then run without a thread hand-off.
+            let stepped = crate::on_pool(|| -> Result<Option<(Tensor, f64)>> {
+                let logits = net.forward_train(&x, &mut rng)?;
+                let loss = cross_entropy(&logits, &y, smoothing)?;
+                let loss_value = loss.to_scalar::<f32>()? as f64;
+                if !loss_value.is_finite() {
+                    return Ok(None);
+                }
+                optimizer.step(&loss.backward()?, lr)?;
+                if let Some(ema) = ema.as_mut() {
+                    ema.update(&params)?;
+                }
+                Ok(Some((logits, loss_value)))
+            })?;
+            let Some((logits, loss_value)) = stepped else { return Ok(Err(Diverged { epoch, step })) };
             let n = y.dim(0)?;
             loss_sum += loss_value * n as f64;
             correct += top1_correct(&logits, &y)?;
