@@ -79,7 +79,10 @@ impl Conv {
         let (_, _, h, w) = x.dims4()?;
         let [t, b, l, r] = ops::conv_padding(self.padding, self.kernel, 1, self.stride, h, w);
         let x = if t + b + l + r > 0 { x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)? } else { x.clone() };
-        x.conv2d(&self.weight, 0, self.stride, 1, 1)
+        // As a 1x1 conv over unfolded patches: gemm instead of candle's direct loop.
+        let (cout, cin, k, _) = self.weight.dims4()?;
+        let flat = self.weight.as_tensor().reshape((cout, cin * k * k, 1, 1))?;
+        ops::pointwise(&ops::im2col(&x, self.kernel, self.stride)?, &[flat])
     }
 }
 

@@ -2,10 +2,12 @@
 //! CustomOp over `(x, packed weights)`. A direct loop per (n, c) plane replaces candle's grouped
 //! conv2d, which runs one small conv per channel.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{check_dtypes, dispatch, min_planes, simd, slice, unpack, Real};
+use super::cpu::{check_dtypes, dispatch, filled, min_planes, simd, slice, unpack, zeroed, Real};
 use super::{conv_padding, MixConvSpec};
 
 /// One group's geometry for a given input size.
@@ -406,22 +408,30 @@ impl MixConvOp {
     fn fwd<T: Real>(&self, x: &[T], w: &[T]) -> Vec<T> {
         let geo = &self.geo;
         let (plane_in, plane_out) = (geo.h * geo.w, geo.ho * geo.wo);
-        let mut out = vec![T::ZERO; geo.n * geo.c * plane_out];
-        let scratch = || (Vec::new(), Vec::new());
-        let chunks = out.par_chunks_mut(plane_out).with_min_len(min_planes(plane_in)).enumerate();
-        chunks.for_each_with(scratch(), |(xp, acc), (p, o)| {
-            let (g, wk) = geo.kernel(p % geo.c, w);
-            let xs = &x[p * plane_in..(p + 1) * plane_in];
-            if g.padded.is_some() {
-                simd(
-                    #[inline(always)]
-                    || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
-                );
-            } else {
-                plane_fwd(geo, g, wk, xs, o);
-            }
-        });
-        out
+        let fill = |out: &mut [MaybeUninit<T>]| {
+            let chunks = out.par_chunks_mut(plane_out).with_min_len(min_planes(plane_in)).enumerate();
+            chunks.for_each_with((Vec::new(), Vec::new()), |(xp, acc), (p, o)| {
+                self.plane(p, x, w, zeroed(o), xp, acc);
+            })
+        };
+        // SAFETY: `zeroed` initialises every plane.
+        unsafe { filled(geo.n * geo.c * plane_out, fill) }
+    }
+
+    /// Output plane `p` into `o` (zeroed); `xp` and `acc` are scratch.
+    fn plane<T: Real>(&self, p: usize, x: &[T], w: &[T], o: &mut [T], xp: &mut Vec<T>, acc: &mut Vec<T>) {
+        let geo = &self.geo;
+        let plane_in = geo.h * geo.w;
+        let (g, wk) = geo.kernel(p % geo.c, w);
+        let xs = &x[p * plane_in..(p + 1) * plane_in];
+        if g.padded.is_some() {
+            simd(
+                #[inline(always)]
+                || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
+            );
+        } else {
+            plane_fwd(geo, g, wk, xs, o);
+        }
     }
 }
 

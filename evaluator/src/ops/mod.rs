@@ -10,6 +10,7 @@ pub mod bench;
 mod cpu;
 mod depthwise;
 pub(crate) mod fused;
+mod im2col;
 mod norm;
 mod pointwise;
 pub mod reference;
@@ -53,6 +54,13 @@ pub struct MixConvSpec {
 /// (`[c_g, 1, k_g, k_g]`), results concatenated in order. One group is a plain depthwise conv.
 pub fn mix_conv(x: &Tensor, weights: &[Tensor], spec: &MixConvSpec) -> Result<Tensor> {
     depthwise::mix_conv(x, weights, spec)
+}
+
+/// `k x k` patches at `stride` unfolded into channels: `[n, c, h, w]` (already padded) ->
+/// `[n, c * k * k, ho, wo]`, channel `(c, ky, kx)` row-major. A dense conv is then
+/// [`pointwise`] with its weight reshaped to `[out, c * k * k, 1, 1]`.
+pub fn im2col(x: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
+    im2col::im2col(x, k, stride)
 }
 
 /// Grouped 1x1 conv without shuffle: `weights[g]` is `[out_g, in_g, 1, 1]`; slices of the input

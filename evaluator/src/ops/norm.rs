@@ -2,12 +2,16 @@
 //! forms reduce to a per-channel affine `z = a * x + b` followed by the activation; they differ
 //! only in where `a` and `b` come from and in the backward through the batch statistics.
 
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::cpu::{act_grad, activate, check_dtypes, dispatch, min_planes, simd, slice, unpack, Real};
+use super::cpu::{
+    act_grad, activate, check_dtypes, dispatch, filled, lane_sum, min_planes, simd, slice, unpack, write_map, Real,
+    LANES,
+};
 use super::{Act, BatchStats};
 
 /// `[n, c, plane]` view of an NCHW tensor.
@@ -30,43 +34,27 @@ impl Dims {
 
 /// `y = act(a[c] * x + b[c])`, planes in parallel.
 fn affine_act<T: Real>(d: Dims, x: &[T], a: &[T], b: &[T], act: Act) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    y.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, yp)| {
-        let (a, b) = (a[p % d.c], b[p % d.c]);
-        let xp = &x[p * d.plane..(p + 1) * d.plane];
-        simd(
-            #[inline(always)]
-            || match act {
-                Act::None => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = a * x + b),
-                Act::Relu => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = (a * x + b).relu()),
-                Act::Swish => yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = activate(a * x + b, Act::Swish)),
-            },
-        )
-    });
-    y
+    let fill = |y: &mut [MaybeUninit<T>]| {
+        y.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, yp)| {
+            let (a, b) = (a[p % d.c], b[p % d.c]);
+            let xp = &x[p * d.plane..(p + 1) * d.plane];
+            simd(
+                #[inline(always)]
+                || match act {
+                    Act::None => write_map(yp, xp, |x| a * x + b),
+                    Act::Relu => write_map(yp, xp, |x| (a * x + b).relu()),
+                    Act::Swish => write_map(yp, xp, |x| activate(a * x + b, Act::Swish)),
+                },
+            )
+        })
+    };
+    // SAFETY: the planes cover `y`, and each is written in full.
+    unsafe { filled(x.len(), fill) }
 }
 
 /// Per channel, `f` folded over every plane of that channel (in f64 for a stable batch sum).
 fn per_channel<R: Send>(d: Dims, f: impl Fn(usize, usize) -> R + Sync, add: impl Fn(R, R) -> R + Sync) -> Vec<R> {
     (0..d.c).into_par_iter().map(|ch| (0..d.n).map(|n| f(ch, n * d.c + ch)).reduce(&add).unwrap()).collect()
-}
-
-/// Partial sums per reduction: independent lanes let the loop vectorise, where one running sum
-/// is a serial chain the compiler must keep in order.
-const LANES: usize = 16;
-
-/// `sum f(x)` over `xs`, in [`LANES`] partial sums. Call inside [`simd`].
-#[inline(always)]
-fn lane_sum<T: Real>(xs: &[T], f: impl Fn(T) -> T) -> T {
-    let mut acc = [T::ZERO; LANES];
-    let mut chunks = xs.chunks_exact(LANES);
-    for c in &mut chunks {
-        for i in 0..LANES {
-            acc[i] += f(c[i]);
-        }
-    }
-    let tail = chunks.remainder().iter().fold(T::ZERO, |s, &v| s + f(v));
-    acc.iter().fold(tail, |s, &v| s + v)
 }
 
 /// Per-channel batch mean and biased variance (two passes, for precision).
@@ -404,13 +392,16 @@ impl CustomOp1 for SwishOp {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         dispatch!(self.name(), s, T => {
             let x = slice::<T>(self.name(), s, l)?;
-            let mut y = vec![T::ZERO; x.len()];
-            y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-                simd(
-                    #[inline(always)]
-                    || y.iter_mut().zip(x).for_each(|(y, &x)| *y = activate(x, Act::Swish)),
-                );
-            });
+            let fill = |y: &mut [MaybeUninit<T>]| {
+                y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+                    simd(
+                        #[inline(always)]
+                        || write_map(y, x, |x| activate(x, Act::Swish)),
+                    );
+                })
+            };
+            // SAFETY: the chunks cover `y` and each is written in full.
+            let y = unsafe { filled(x.len(), fill) };
             Ok((T::storage(y), l.shape().clone()))
         })
     }

@@ -1,11 +1,13 @@
 //! Grouped 1x1 conv as one CustomOp over `(x, packed weights)`: a gemm per (image, group) on
 //! strided views, so groups need no narrow/cat copies and the backward no broadcast reductions.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::cpu::{check_dtypes, dispatch, slice, unpack, Real};
+use super::cpu::{check_dtypes, dispatch, filled, slice, unpack, Real};
 
 /// `x: [n, cin, hw]` to `y: [n, cout, hw]`; group `g` maps `cin[g]` channels to `cout[g]`.
 #[derive(Clone, Debug)]
@@ -99,25 +101,28 @@ impl PointwiseOp {
     fn fwd<T: Real>(&self, x: &[T], w: &[T]) -> Vec<T> {
         let geo = &self.geo;
         let (hw, cin, cout) = (geo.hw(), geo.in_total(), geo.out_total());
-        let mut out = vec![T::ZERO; geo.n * cout * hw];
         let (batch_par, par) = geo.parallelism();
-        let one = |(n, y): (usize, &mut [T])| {
+        let one = |(n, y): (usize, &mut [MaybeUninit<T>])| {
             let xn = &x[n * cin * hw..(n + 1) * cin * hw];
             for (ci, co, wo, i, o) in geo.groups() {
-                // SAFETY: the views lie inside `w`, `xn` and `y`, whose sizes follow from `geo`.
+                // SAFETY: the views lie inside `w`, `xn` and `y`, whose sizes follow from `geo`;
+                // without `acc` gemm only writes `y` (never reads it).
                 unsafe {
                     let wv = (w.as_ptr().add(wo), i as isize, 1);
                     let xv = (xn.as_ptr().add(ci * hw), hw as isize, 1);
-                    matmul((o, i, hw), y.as_mut_ptr().add(co * hw), hw, false, wv, xv, par);
+                    matmul((o, i, hw), y.as_mut_ptr().add(co * hw).cast(), hw, false, wv, xv, par);
                 }
             }
         };
-        if batch_par {
-            out.par_chunks_mut(cout * hw).enumerate().for_each(one);
-        } else {
-            out.chunks_mut(cout * hw).enumerate().for_each(one);
-        }
-        out
+        let fill = |out: &mut [MaybeUninit<T>]| {
+            if batch_par {
+                out.par_chunks_mut(cout * hw).enumerate().for_each(one);
+            } else {
+                out.chunks_mut(cout * hw).enumerate().for_each(one);
+            }
+        };
+        // SAFETY: the groups' output rows cover every image's `cout * hw` outputs.
+        unsafe { filled(geo.n * cout * hw, fill) }
     }
 }
 

@@ -1,10 +1,12 @@
 //! Squeeze-and-excitation pieces: global average pool (`channel_mean`) and the per-channel gate
 //! (`channel_scale`), each a plane-parallel CustomOp whose backward is another such op.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-use super::cpu::{check_dtypes, dispatch, min_planes, slice, Real};
+use super::cpu::{check_dtypes, dispatch, filled, lane_sum, min_planes, simd, slice, write_map, Real};
 
 /// `[n, c, h, w] -> [n, c]` mean over each plane.
 struct ChannelMean {
@@ -25,7 +27,10 @@ impl CustomOp1 for ChannelMean {
             let inv = T::from_f64(1.0 / plane as f64);
             let mut y = vec![T::ZERO; n * c];
             y.par_iter_mut().with_min_len(min_planes(plane)).zip(x.par_chunks(plane)).for_each(|(y, xp)| {
-                *y = xp.iter().fold(T::ZERO, |s, &v| s + v) * inv;
+                *y = simd(
+                    #[inline(always)]
+                    || lane_sum(xp, |v| v),
+                ) * inv;
             });
             Ok((T::storage(y), Shape::from((n, c))))
         })
@@ -55,10 +60,13 @@ impl CustomOp1 for ChannelSpread {
         dispatch!(self.name(), s, T => {
             let g = slice::<T>(self.name(), s, l)?;
             let scale = T::from_f64(self.scale);
-            let mut y = vec![T::ZERO; n * c * plane];
-            y.par_chunks_mut(plane).with_min_len(min_planes(plane)).zip(g.par_iter()).for_each(|(yp, &gv)| {
-                yp.fill(gv * scale);
-            });
+            let fill = |y: &mut [MaybeUninit<T>]| {
+                y.par_chunks_mut(plane).with_min_len(min_planes(plane)).zip(g.par_iter()).for_each(|(yp, &gv)| {
+                    yp.fill(MaybeUninit::new(gv * scale));
+                })
+            };
+            // SAFETY: one plane per gradient value covers `y`, each filled.
+            let y = unsafe { filled(n * c * plane, fill) };
             Ok((T::storage(y), Shape::from((n, c, self.h, self.w))))
         })
     }
@@ -77,13 +85,17 @@ struct ChannelScale;
 impl ChannelScale {
     fn run<T: Real>(x: &[T], gate: &[T]) -> Vec<T> {
         let plane = x.len() / gate.len().max(1);
-        let mut y = vec![T::ZERO; x.len()];
-        y.par_chunks_mut(plane).with_min_len(min_planes(plane)).zip(x.par_chunks(plane)).zip(gate.par_iter()).for_each(
-            |((yp, xp), &g)| {
-                yp.iter_mut().zip(xp).for_each(|(y, &x)| *y = x * g);
-            },
-        );
-        y
+        let fill = |y: &mut [MaybeUninit<T>]| {
+            let planes = y.par_chunks_mut(plane).with_min_len(min_planes(plane)).zip(x.par_chunks(plane));
+            planes.zip(gate.par_iter()).for_each(|((yp, xp), &g)| {
+                simd(
+                    #[inline(always)]
+                    || write_map(yp, xp, |x| x * g),
+                )
+            })
+        };
+        // SAFETY: `x` has one plane per gate value, so the planes cover `y`, each written in full.
+        unsafe { filled(x.len(), fill) }
     }
 }
 
