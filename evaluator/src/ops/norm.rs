@@ -9,8 +9,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layo
 use rayon::prelude::*;
 
 use super::cpu::{
-    act_grad, activate, check_dtypes, dispatch, filled, lane_sum, min_planes, simd, slice, unpack, write_map, Real,
-    LANES,
+    act_grad, activate, check_dtypes, dispatch, filled, min_planes, simd, slice, unpack, write_map, Real, LANES,
 };
 use super::{Act, BatchStats};
 
@@ -57,24 +56,50 @@ fn per_channel<R: Send>(d: Dims, f: impl Fn(usize, usize) -> R + Sync, add: impl
     (0..d.c).into_par_iter().map(|ch| (0..d.n).map(|n| f(ch, n * d.c + ch)).reduce(&add).unwrap()).collect()
 }
 
-/// Per-channel batch mean and biased variance (two passes, for precision).
+/// Per-channel batch mean and biased variance in one pass: sums of `x - k` and `(x - k)^2` with
+/// `k` the channel's first value. Shifting by a value from the data keeps the cancellation in
+/// `E[(x-k)^2] - E[x-k]^2` small (it is catastrophic unshifted when the mean dwarfs the spread).
 fn batch_stats<T: Real>(d: Dims, x: &[T]) -> (Vec<f64>, Vec<f64>) {
     let plane = |p: usize| &x[p * d.plane..(p + 1) * d.plane];
-    let sums = per_channel::<f64>(d, |_, p| simd(|| lane_sum(plane(p), |v| v)).to_f64(), |a, b| a + b);
-    let mean: Vec<f64> = sums.iter().map(|s| s / d.count() as f64).collect();
-    let sq = per_channel::<f64>(
+    let sums = per_channel::<(f64, f64)>(
         d,
         |ch, p| {
-            let m = T::from_f64(mean[ch]);
-            simd(
+            let k = x[ch * d.plane];
+            let (s1, s2) = simd(
                 #[inline(always)]
-                || lane_sum(plane(p), |v| (v - m) * (v - m)),
-            )
-            .to_f64()
+                || shifted_sums(plane(p), k),
+            );
+            (s1.to_f64(), s2.to_f64())
         },
-        |a, b| a + b,
+        |l, r| (l.0 + r.0, l.1 + r.1),
     );
-    (mean, sq.iter().map(|s| s / d.count() as f64).collect())
+    let cnt = d.count() as f64;
+    let moments = sums.iter().enumerate().map(|(ch, &(s1, s2))| {
+        let m1 = s1 / cnt;
+        (x[ch * d.plane].to_f64() + m1, (s2 / cnt - m1 * m1).max(0.0))
+    });
+    moments.unzip()
+}
+
+/// `(sum (x - k), sum (x - k)^2)` in [`LANES`] partial sums. Call inside [`simd`].
+#[inline(always)]
+fn shifted_sums<T: Real>(xs: &[T], k: T) -> (T, T) {
+    let (mut s1, mut s2) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    let mut chunks = xs.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            let v = c[i] - k;
+            s1[i] += v;
+            s2[i] += v * v;
+        }
+    }
+    let (mut t1, mut t2) = (T::ZERO, T::ZERO);
+    for &x in chunks.remainder() {
+        let v = x - k;
+        t1 += v;
+        t2 += v * v;
+    }
+    (s1.iter().fold(t1, |s, &v| s + v), s2.iter().fold(t2, |s, &v| s + v))
 }
 
 /// `dz = g * act'(a x + b)` written to `dz`, with `(sum dz, sum dz * x)`. Call inside [`simd`].
