@@ -98,12 +98,17 @@ fn cases() -> Result<Vec<Case>> {
     // Small planes: the last stages of a 32 px network and of a 224 px one.
     cases.push(mix_case(64, 240, 8, &[3, 5, 7, 9], 2)?);
     cases.push(mix_case(64, 480, 4, &[3, 5, 7, 9], 1)?);
+    cases.push(mix_case(64, 480, 2, &[3, 5], 1)?);
+    cases.push(mix_case(64, 1200, 1, &[3, 5, 7, 9], 1)?);
     cases.push(mix_case(1, 1536, 7, &[3, 5, 7, 9], 1)?);
     cases.push(mix_case(1, 32, 112, &[3], 1)?);
     cases.push(mix_case(1, 192, 56, &[3, 5, 7, 9], 2)?);
     cases.push(pointwise_case(64, 240, 240, 8, 2)?);
     cases.push(pointwise_case(64, 40, 240, 16, 1)?);
     cases.push(pointwise_case(1, 32, 192, 112, 2)?);
+    // MixNet-S's late stages at 32 px: planes of 2x2 and 1x1, where a gemm per image is thin.
+    cases.push(pointwise_case(64, 80, 480, 2, 2)?);
+    cases.push(pointwise_case(64, 200, 1536, 1, 1)?);
     let bn_x = vec![rand(&[64, 240, 8, 8])?, rand(&[240])?, rand(&[240])?];
     cases.push((
         "batch_norm_train swish".into(),
@@ -139,18 +144,24 @@ fn cases() -> Result<Vec<Case>> {
     Ok(cases)
 }
 
-/// Times every case on a rayon pool of `threads` threads: `reps` repeats for the fast ops, one
-/// (after a warm-up) for the slow references.
-pub fn run(threads: usize, reps: usize) -> Result<Vec<OpTiming>> {
-    run_each(threads, reps, |_| {})
+/// Times every case whose name contains `only` (all when empty) on a rayon pool of `threads`
+/// threads: `reps` repeats for the fast ops, one (after a warm-up) for the slow references.
+pub fn run(threads: usize, reps: usize, only: &str) -> Result<Vec<OpTiming>> {
+    run_each(threads, reps, only, |_| {})
 }
 
 /// [`run`], handing each timing to `each` as soon as it is measured.
-pub fn run_each(threads: usize, reps: usize, mut each: impl FnMut(&OpTiming) + Send) -> Result<Vec<OpTiming>> {
+pub fn run_each(
+    threads: usize,
+    reps: usize,
+    only: &str,
+    mut each: impl FnMut(&OpTiming) + Send,
+) -> Result<Vec<OpTiming>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(candle_core::Error::wrap)?;
     pool.install(|| {
         cases()?
             .into_iter()
+            .filter(|case| case.0.contains(only))
             .map(|(op, inputs, fast, slow)| {
                 let (fwd_ms, bwd_ms) = time(&fast, &inputs, reps)?;
                 let (ref_fwd_ms, ref_bwd_ms) = time(&slow, &inputs, 1)?;

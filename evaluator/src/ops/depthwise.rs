@@ -10,6 +10,8 @@ use rayon::prelude::*;
 use super::cpu::{check_dtypes, dispatch, filled, min_planes, simd, slice, unpack, zeroed, Real};
 use super::{conv_padding, MixConvSpec};
 
+mod lanes;
+
 /// One group's geometry for a given input size.
 #[derive(Clone, Debug)]
 struct Group {
@@ -408,6 +410,10 @@ impl MixConvOp {
     fn fwd<T: Real>(&self, x: &[T], w: &[T]) -> Vec<T> {
         let geo = &self.geo;
         let (plane_in, plane_out) = (geo.h * geo.w, geo.ho * geo.wo);
+        if lanes::pays(geo) {
+            // SAFETY: `lanes::fwd` writes every output element.
+            return unsafe { filled(geo.n * geo.c * plane_out, |out| lanes::fwd(geo, x, w, out)) };
+        }
         let fill = |out: &mut [MaybeUninit<T>]| {
             let chunks = out.par_chunks_mut(plane_out).with_min_len(min_planes(plane_in)).enumerate();
             chunks.for_each_with((Vec::new(), Vec::new()), |(xp, acc), (p, o)| {
@@ -470,6 +476,10 @@ impl MixConvBwd {
         let nx = geo.n * geo.c * plane_in;
         let mut out = vec![T::ZERO; nx + geo.w_len];
         let (gx, gw) = out.split_at_mut(nx);
+        if lanes::pays(geo) {
+            lanes::bwd(geo, x, w, grad, gx, gw);
+            return out;
+        }
         let chunks = gx.par_chunks_mut(plane_in).with_min_len(min_planes(plane_in)).enumerate();
         chunks.for_each_with((Vec::new(), Vec::new()), |(gp, acc), (p, gxp)| {
             let (g, wk) = geo.kernel(p % geo.c, w);
@@ -600,6 +610,11 @@ mod tests {
             // Planes under 64 pixels take the direct loops at stride 2 as well.
             (2, (7, 7), spec(&[(3, 3, 1), (2, 5, 1)], 2, Sym)),
             (1, (16, 17), spec(&[(2, 3, 1), (2, 5, 1), (2, 9, 1)], 2, Tf)),
+            // A batch of 16+ small planes takes the images-as-lanes path.
+            (16, (7, 7), spec(&[(3, 3, 1), (2, 5, 1)], 2, Sym)),
+            (17, (4, 4), spec(&[(2, 9, 1), (3, 11, 1)], 1, Tf)),
+            (20, (3, 5), spec(&[(3, 3, 2), (2, 5, 1)], 1, Sym)),
+            (16, (8, 8), spec(&[(2, 3, 1), (2, 5, 1)], 2, Tf)),
         ];
         for (i, (n, hw, spec)) in cases.iter().enumerate() {
             let fast = |t: &[Tensor]| mix_conv(&t[0], &t[1..], spec);
@@ -618,6 +633,7 @@ mod tests {
             grad_check(&f, &inputs(2, (7, 6), &spec, DType::F64)?, 40, "mix_conv")?;
             // Large enough for the padded (phase-split at stride 2) path.
             grad_check(&f, &inputs(1, (11, 10), &spec, DType::F64)?, 40, "mix_conv padded")?;
+            grad_check(&f, &inputs(16, (5, 4), &spec, DType::F64)?, 40, "mix_conv images as lanes")?;
         }
         Ok(())
     }

@@ -100,7 +100,7 @@ unsafe fn pointwise_tile(
         }
         let wv: View<f32> = (w.as_ptr().add(wo), i as isize, 1);
         let xv: View<f32> = (x.as_ptr().add(ci * hw + c0), hw as isize, 1);
-        matmul((o, i, n), dst.0.add(co * hw + c0), hw, true, wv, xv, Parallelism::None);
+        matmul((o, i, n), (dst.0.add(co * hw + c0), hw as isize, 1), true, wv, xv, Parallelism::None);
         if act != Act::None {
             for r in co..co + o {
                 act_in_place(std::slice::from_raw_parts_mut(dst.0.add(r * hw + c0), n), act);

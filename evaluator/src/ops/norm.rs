@@ -13,6 +13,8 @@ use super::cpu::{
 };
 use super::{Act, BatchStats};
 
+mod rows;
+
 /// `[n, c, plane]` view of an NCHW tensor.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -33,6 +35,10 @@ impl Dims {
 
 /// `y = act(a[c] * x + b[c])`, planes in parallel.
 fn affine_act<T: Real>(d: Dims, x: &[T], a: &[T], b: &[T], act: Act) -> Vec<T> {
+    if rows::pays(d) {
+        // SAFETY: the rows cover `y`, and each is written in full.
+        return unsafe { filled(x.len(), |y| rows::affine_act(d, x, a, b, act, y)) };
+    }
     let fill = |y: &mut [MaybeUninit<T>]| {
         y.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, yp)| {
             let (a, b) = (a[p % d.c], b[p % d.c]);
@@ -61,18 +67,22 @@ fn per_channel<R: Send>(d: Dims, f: impl Fn(usize, usize) -> R + Sync, add: impl
 /// `E[(x-k)^2] - E[x-k]^2` small (it is catastrophic unshifted when the mean dwarfs the spread).
 fn batch_stats<T: Real>(d: Dims, x: &[T]) -> (Vec<f64>, Vec<f64>) {
     let plane = |p: usize| &x[p * d.plane..(p + 1) * d.plane];
-    let sums = per_channel::<(f64, f64)>(
-        d,
-        |ch, p| {
-            let k = x[ch * d.plane];
-            let (s1, s2) = simd(
-                #[inline(always)]
-                || shifted_sums(plane(p), k),
-            );
-            (s1.to_f64(), s2.to_f64())
-        },
-        |l, r| (l.0 + r.0, l.1 + r.1),
-    );
+    let sums = if rows::pays(d) {
+        rows::shifted_sums(d, x, &(0..d.c).map(|ch| x[ch * d.plane]).collect::<Vec<_>>())
+    } else {
+        per_channel::<(f64, f64)>(
+            d,
+            |ch, p| {
+                let k = x[ch * d.plane];
+                let (s1, s2) = simd(
+                    #[inline(always)]
+                    || shifted_sums(plane(p), k),
+                );
+                (s1.to_f64(), s2.to_f64())
+            },
+            |l, r| (l.0 + r.0, l.1 + r.1),
+        )
+    };
     let cnt = d.count() as f64;
     let moments = sums.iter().enumerate().map(|(ch, &(s1, s2))| {
         let m1 = s1 / cnt;
@@ -180,23 +190,27 @@ impl AffineBwd {
         let nx = x.len();
         let mut out = vec![T::ZERO; nx + 2 * d.c];
         let (gx, gp) = out.split_at_mut(nx);
-        let dz = PlanesMut::new(gx, d.plane);
         // s1 = sum dz, s2 = sum dz * x.
-        let sums = per_channel::<(f64, f64)>(
-            d,
-            |ch, p| {
-                // SAFETY: plane p = n * c + ch belongs to channel ch alone, and per_channel runs
-                // each channel's planes in one task, one after another.
-                let dzp = unsafe { dz.get(p) };
-                let gp = &g[p * d.plane..(p + 1) * d.plane];
-                let (s1, s2) = simd(
-                    #[inline(always)]
-                    || dz_and_sums(plane(p), gp, dzp, a[ch], b[ch], self.act),
-                );
-                (s1.to_f64(), s2.to_f64())
-            },
-            |l, r| (l.0 + r.0, l.1 + r.1),
-        );
+        let sums = if rows::pays(d) {
+            rows::dz_and_sums(d, x, g, gx, &a, &b, self.act)
+        } else {
+            let dz = PlanesMut::new(gx, d.plane);
+            per_channel::<(f64, f64)>(
+                d,
+                |ch, p| {
+                    // SAFETY: plane p = n * c + ch belongs to channel ch alone, and per_channel
+                    // runs each channel's planes in one task, one after another.
+                    let dzp = unsafe { dz.get(p) };
+                    let gp = &g[p * d.plane..(p + 1) * d.plane];
+                    let (s1, s2) = simd(
+                        #[inline(always)]
+                        || dz_and_sums(plane(p), gp, dzp, a[ch], b[ch], self.act),
+                    );
+                    (s1.to_f64(), s2.to_f64())
+                },
+                |l, r| (l.0 + r.0, l.1 + r.1),
+            )
+        };
         // dx = a * dz + k1 * x + k0; k1 = k0 = 0 without batch statistics.
         let mut k = vec![(T::ZERO, T::ZERO); d.c];
         for ch in 0..d.c {
@@ -211,6 +225,11 @@ impl AffineBwd {
                     k[ch] = (T::from_f64(k1), T::from_f64(-a * s1 / cnt - k1 * m));
                 }
             }
+        }
+        if rows::pays(d) {
+            let (k1, k0): (Vec<T>, Vec<T>) = k.into_iter().unzip();
+            rows::finish(d, x, gx, &a, &k1, &k0);
+            return out;
         }
         gx.par_chunks_mut(d.plane).with_min_len(min_planes(d.plane)).enumerate().for_each(|(p, gxp)| {
             let ch = p % d.c;
@@ -487,8 +506,9 @@ mod tests {
 
     #[test]
     fn batch_norm_matches_reference() -> Result<()> {
-        for (shape, act) in
-            [[4, 5, 3, 3], [2, 7, 5, 4], [3, 3, 1, 1], [2, 3, 9, 7]].iter().flat_map(|s| ACTS.map(|a| (s, a)))
+        for (shape, act) in [[4, 5, 3, 3], [2, 7, 5, 4], [3, 3, 1, 1], [2, 3, 9, 7], [9, 6, 4, 4], [17, 3, 1, 1]]
+            .iter()
+            .flat_map(|s| ACTS.map(|a| (s, a)))
         {
             let what = format!("batch_norm {shape:?} {act:?}");
             let fast = |t: &[Tensor]| Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
@@ -525,8 +545,8 @@ mod tests {
 
     #[test]
     fn gradients_match_finite_differences() -> Result<()> {
-        // Planes of 6 (tail only) and 35 (two full lanes and a tail).
-        for (shape, act) in [[3, 4, 3, 2], [2, 3, 5, 7]].iter().flat_map(|s| ACTS.map(|a| (s, a))) {
+        // Planes of 4 and 6 (the row path, `rows::pays`) and 35 (two full lanes and a tail).
+        for (shape, act) in [[3, 4, 3, 2], [5, 3, 2, 2], [2, 3, 5, 7]].iter().flat_map(|s| ACTS.map(|a| (s, a))) {
             let ts = inputs(shape, DType::F64)?;
             let bn = |t: &[Tensor]| Ok(batch_norm_train(&t[0], &t[1], &t[2], 1e-3, act)?.0);
             grad_check(&bn, &ts, 30, &format!("batch_norm {shape:?} {act:?}"))?;

@@ -50,6 +50,9 @@ pub enum BenchWhat {
         threads: usize,
         #[arg(long, default_value_t = 10)]
         repeats: usize,
+        /// Only the ops whose name contains this text (e.g. "pointwise", "bn").
+        #[arg(long, default_value = "")]
+        only: String,
     },
 }
 
@@ -77,9 +80,9 @@ pub fn exec(a: BenchArgs) -> Result<i32, String> {
                 "p90_ms": (m.p90_ms * 100.0).round() / 100.0, "mixnas": env!("CARGO_PKG_VERSION")});
             println!("{line}");
         }
-        BenchWhat::Ops { threads, repeats } => {
+        BenchWhat::Ops { threads, repeats, only } => {
             evaluator::set_threads(threads);
-            for t in evaluator::ops::bench::run(threads, repeats).map_err(|e| e.to_string())? {
+            for t in evaluator::ops::bench::run(threads, repeats, &only).map_err(|e| e.to_string())? {
                 println!("{}", serde_json::to_string(&t).map_err(|e| e.to_string())?);
             }
         }
