@@ -116,6 +116,19 @@ impl Geom {
         (g, &w[start..start + kk])
     }
 
+    /// The packed weights (or their gradient) split into each channel's `k * k` slice.
+    fn per_channel<'a, T>(&self, mut packed: &'a mut [T]) -> Vec<&'a mut [T]> {
+        let mut out = Vec::with_capacity(self.c);
+        for g in &self.groups {
+            for _ in 0..g.channels {
+                let (head, tail) = packed.split_at_mut(g.k * g.k);
+                out.push(head);
+                packed = tail;
+            }
+        }
+        out
+    }
+
     /// Input rows hit by kernel row `ky` for output row `oy`, if inside the image.
     #[inline(always)]
     fn in_row(&self, g: &Group, oy: usize, ky: usize) -> Option<usize> {
@@ -494,31 +507,25 @@ impl MixConvBwd {
             }
         });
         // Weight gradients: each channel sums over the batch, so channels are the parallel unit.
-        let mut per_channel: Vec<&mut [T]> = Vec::with_capacity(geo.c);
-        let mut rest = gw;
-        for g in &geo.groups {
-            for _ in 0..g.channels {
-                let (head, tail) = rest.split_at_mut(g.k * g.k);
-                per_channel.push(head);
-                rest = tail;
-            }
-        }
-        per_channel.into_par_iter().enumerate().for_each_with((Vec::new(), Vec::new()), |(xb, gb), (ch, gwc)| {
-            let g = &geo.groups[geo.group_of[ch]];
-            for n in 0..geo.n {
-                let p = n * geo.c + ch;
-                let xs = &x[p * plane_in..(p + 1) * plane_in];
-                let gs = &grad[p * plane_out..(p + 1) * plane_out];
-                if g.padded.is_some() {
-                    simd(
-                        #[inline(always)]
-                        || plane_grad_w_padded(geo, g, xs, gs, gwc, xb, gb),
-                    );
-                } else {
-                    plane_grad_w(geo, g, xs, gs, gwc);
+        geo.per_channel(gw).into_par_iter().enumerate().for_each_with(
+            (Vec::new(), Vec::new()),
+            |(xb, gb), (ch, gwc)| {
+                let g = &geo.groups[geo.group_of[ch]];
+                for n in 0..geo.n {
+                    let p = n * geo.c + ch;
+                    let xs = &x[p * plane_in..(p + 1) * plane_in];
+                    let gs = &grad[p * plane_out..(p + 1) * plane_out];
+                    if g.padded.is_some() {
+                        simd(
+                            #[inline(always)]
+                            || plane_grad_w_padded(geo, g, xs, gs, gwc, xb, gb),
+                        );
+                    } else {
+                        plane_grad_w(geo, g, xs, gs, gwc);
+                    }
                 }
-            }
-        });
+            },
+        );
         out
     }
 }

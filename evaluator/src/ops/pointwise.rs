@@ -142,9 +142,7 @@ impl PointwiseOp {
         // SAFETY: the groups' output rows cover every image's `cout * hw` outputs.
         unsafe { filled(geo.n * cout * hw, fill) }
     }
-}
 
-impl PointwiseOp {
     /// `y[:, group out, p] = x[:, group in, p] * w_g^T` for each pixel `p`.
     fn fwd_pixels<T: Real>(&self, x: &[T], w: &[T], y: &mut [MaybeUninit<T>]) {
         let geo = &self.geo;

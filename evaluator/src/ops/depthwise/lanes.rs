@@ -141,17 +141,8 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 pub(super) fn bwd<T: Real>(geo: &Geom, x: &[T], w: &[T], grad: &[T], gx: &mut [T], gw: &mut [T]) {
     let (hw, hwo) = (geo.h * geo.w, geo.ho * geo.wo);
     let dst = Shared(gx.as_mut_ptr());
-    let mut per_channel: Vec<&mut [T]> = Vec::with_capacity(geo.c);
-    let mut rest = gw;
-    for g in &geo.groups {
-        for _ in 0..g.channels {
-            let (head, tail) = rest.split_at_mut(g.k * g.k);
-            per_channel.push(head);
-            rest = tail;
-        }
-    }
     let scratch = (Vec::new(), Vec::new(), Vec::new());
-    per_channel.into_par_iter().enumerate().for_each_with(scratch, |(xb, gb, gxb), (ch, gwc)| {
+    geo.per_channel(gw).into_par_iter().enumerate().for_each_with(scratch, |(xb, gb, gxb), (ch, gwc)| {
         let (g, wk) = geo.kernel(ch, w);
         gather(x, geo.n, geo.c, hw, ch, xb);
         gather(grad, geo.n, geo.c, hwo, ch, gb);
