@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use super::layers::{BatchNorm, Pointwise, SqueezeExcite};
 use super::{MixBlock, MixNet};
-use crate::ops::fused::{self, DepthwisePlan};
-use crate::ops::{Act, MixConvSpec, Padding};
+use crate::ops::fused;
+use crate::ops::{Act, MixConvPlan, MixConvSpec, Padding};
 
 fn values(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
@@ -227,14 +227,12 @@ impl EvalNet {
             }
             None => &cur[..],
         };
-        let Some(plan) = DepthwisePlan::new(&blk.dw.spec, h, w) else {
-            bail!("eval forward: a depthwise conv does not fit a {h}x{w} input")
-        };
-        let c = plan.channels();
-        dw.resize(c * plan.ho * plan.wo, 0.0);
+        let plan = MixConvPlan::new(&blk.dw.spec, h, w)?;
+        let (c, (ho, wo)) = (plan.channels(), plan.out_size());
+        dw.resize(c * ho * wo, 0.0);
         means.resize(c, 0.0);
         let want_means = blk.se.is_some().then_some(&mut means[..]);
-        fused::depthwise_into(&plan, input, &blk.dw.w, &blk.dw.bias, blk.dw.act, dw, want_means, par);
+        plan.run(input, &blk.dw.w, &blk.dw.bias, blk.dw.act, dw, want_means, par);
         let p = &blk.project;
         let weights = match &blk.se {
             Some(se) => {
@@ -244,12 +242,12 @@ impl EvalNet {
             }
             None => &p.w[..],
         };
-        let hw = plan.ho * plan.wo;
+        let hw = ho * wo;
         next.resize(p.cout() * hw, 0.0);
         let residual = blk.residual.then_some(&cur[..]);
         fused::pointwise_into(dw, hw, weights, &p.groups, &p.bias, p.act, residual, next, par);
         std::mem::swap(cur, next);
-        Ok((plan.ho, plan.wo))
+        Ok((ho, wo))
     }
 }
 

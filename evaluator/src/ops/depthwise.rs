@@ -9,7 +9,9 @@ use rayon::prelude::*;
 
 use super::cpu::{check_dtypes, dispatch, filled, min_planes, simd, slice, unpack, zeroed, Real};
 use super::{conv_padding, MixConvSpec};
+pub(crate) use eval::MixConvPlan;
 
+mod eval;
 mod lanes;
 
 /// One group's geometry for a given input size.
@@ -152,6 +154,19 @@ struct Padded {
     taps: Vec<usize>,
 }
 
+/// Scratch for a padded input plane, remembering the layout its zero border was laid for.
+#[derive(Clone)]
+struct PadBuf<T> {
+    data: Vec<T>,
+    layout: Option<[usize; 7]>,
+}
+
+impl<T> Default for PadBuf<T> {
+    fn default() -> Self {
+        Self { data: Vec::new(), layout: None }
+    }
+}
+
 /// Whether the padded path pays: it runs every tap over all `len` positions, eight lanes at a
 /// time, while the direct loops run only the taps that hit the image, one lane at a time. On
 /// planes barely larger than the kernel most taps miss, and the direct loops win.
@@ -182,9 +197,16 @@ impl Padded {
         (i < self.hq && j < self.wq).then(|| ((y % s) * s + x % s) * self.hq * self.wq + i * self.wq + j)
     }
     /// Copies input plane `x` into the phases of `buf`, shifted by (pad_t, pad_l), zeros elsewhere.
-    fn pad_input<T: Real>(&self, geo: &Geom, g: &Group, x: &[T], buf: &mut Vec<T>) {
-        buf.clear();
-        buf.resize(self.s * self.s * self.hq * self.wq, T::ZERO);
+    fn pad_input<T: Real>(&self, geo: &Geom, g: &Group, x: &[T], buf: &mut PadBuf<T>) {
+        // The copy below writes the same positions for the same layout, so the zeros around
+        // them from the last plane of this layout are still in place.
+        let layout = [geo.h, geo.w, g.pad_t, g.pad_l, self.s, self.hq, self.wq];
+        if buf.layout != Some(layout) {
+            buf.data.clear();
+            buf.data.resize(self.s * self.s * self.hq * self.wq, T::ZERO);
+            buf.layout = Some(layout);
+        }
+        let buf = &mut buf.data;
         for (iy, row) in x.chunks_exact(geo.w).enumerate() {
             let y = iy + g.pad_t;
             if self.s == 1 {
@@ -227,31 +249,62 @@ impl Padded {
     }
 }
 
-/// Padded forward of one plane into `out`; the same sums in the same order as [`plane_fwd`].
+/// Padded forward of one plane: `out = post(sum of the taps)`, each output's taps summed in
+/// order from zero, as in [`plane_fwd`]. The `len` positions run in blocks of up to 64 that are
+/// summed in registers over every tap, passed through `post` (identity in training, bias and
+/// activation at inference) and stored once, instead of `k * k` passes over an accumulator in
+/// memory; the output rows are then copied out of the accumulator.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn plane_fwd_padded<T: Real>(
     geo: &Geom,
     g: &Group,
     wk: &[T],
     x: &[T],
     out: &mut [T],
-    xp: &mut Vec<T>,
+    xp: &mut PadBuf<T>,
     acc: &mut Vec<T>,
+    post: impl Fn(T) -> T + Copy,
 ) {
     let pd = g.padded.as_ref().expect("called for groups on the padded path");
     pd.pad_input(geo, g, x, xp);
-    acc.clear();
-    acc.resize(pd.len, T::ZERO);
-    for ky in 0..g.k {
-        for kx in 0..g.k {
-            let (wv, off) = (wk[ky * g.k + kx], pd.taps[ky * g.k + kx]);
-            for (a, &v) in acc.iter_mut().zip(&xp[off..off + pd.len]) {
-                *a += wv * v;
-            }
-        }
+    // No zeroing: the blocks store every position.
+    acc.resize(acc.len().max(pd.len), T::ZERO);
+    let (xp, taps, acc) = (&xp.data[..], &pd.taps[..], &mut acc[..pd.len]);
+    match pd.len {
+        64.. => tap_blocks::<T, 64>(wk, taps, xp, acc, post),
+        32.. => tap_blocks::<T, 32>(wk, taps, xp, acc, post),
+        8.. => tap_blocks::<T, 8>(wk, taps, xp, acc, post),
+        _ => tap_blocks::<T, 1>(wk, taps, xp, acc, post),
     }
     for (oy, orow) in out.chunks_exact_mut(geo.wo).enumerate() {
         orow.copy_from_slice(&acc[oy * pd.wq..oy * pd.wq + geo.wo]);
+    }
+}
+
+/// `acc[p] = post(sum_t wk[t] * xp[taps[t] + p])` in blocks of `B` (`acc.len() >= B`); the last
+/// block ends at the end and may overlap the one before (it stores the same values again).
+#[inline(always)]
+fn tap_blocks<T: Real, const B: usize>(wk: &[T], taps: &[usize], xp: &[T], acc: &mut [T], post: impl Fn(T) -> T) {
+    let len = acc.len();
+    let mut p = 0;
+    loop {
+        let p0 = p.min(len - B);
+        let mut sum = [T::ZERO; B];
+        for (&wv, &off) in wk.iter().zip(taps) {
+            let src: &[T; B] = xp[off + p0..][..B].try_into().expect("B elements");
+            for i in 0..B {
+                sum[i] += wv * src[i];
+            }
+        }
+        let dst: &mut [T; B] = (&mut acc[p0..p0 + B]).try_into().expect("B elements");
+        for i in 0..B {
+            dst[i] = post(sum[i]);
+        }
+        p += B;
+        if p >= len {
+            break;
+        }
     }
 }
 
@@ -313,11 +366,12 @@ fn plane_grad_w_padded<T: Real>(
     x: &[T],
     grad: &[T],
     gw: &mut [T],
-    xp: &mut Vec<T>,
+    xp: &mut PadBuf<T>,
     gp: &mut Vec<T>,
 ) {
     let pd = g.padded.as_ref().expect("called for groups on the padded path");
     pd.pad_input(geo, g, x, xp);
+    let xp = &xp.data;
     pd.spread_output(geo, grad, gp);
     for ky in 0..g.k {
         for kx in 0..g.k {
@@ -429,7 +483,7 @@ impl MixConvOp {
         }
         let fill = |out: &mut [MaybeUninit<T>]| {
             let chunks = out.par_chunks_mut(plane_out).with_min_len(min_planes(plane_in)).enumerate();
-            chunks.for_each_with((Vec::new(), Vec::new()), |(xp, acc), (p, o)| {
+            chunks.for_each_with((PadBuf::default(), Vec::new()), |(xp, acc), (p, o)| {
                 self.plane(p, x, w, zeroed(o), xp, acc);
             })
         };
@@ -438,7 +492,7 @@ impl MixConvOp {
     }
 
     /// Output plane `p` into `o` (zeroed); `xp` and `acc` are scratch.
-    fn plane<T: Real>(&self, p: usize, x: &[T], w: &[T], o: &mut [T], xp: &mut Vec<T>, acc: &mut Vec<T>) {
+    fn plane<T: Real>(&self, p: usize, x: &[T], w: &[T], o: &mut [T], xp: &mut PadBuf<T>, acc: &mut Vec<T>) {
         let geo = &self.geo;
         let plane_in = geo.h * geo.w;
         let (g, wk) = geo.kernel(p % geo.c, w);
@@ -446,7 +500,7 @@ impl MixConvOp {
         if g.padded.is_some() {
             simd(
                 #[inline(always)]
-                || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
+                || plane_fwd_padded(geo, g, wk, xs, o, xp, acc, |v| v),
             );
         } else {
             plane_fwd(geo, g, wk, xs, o);
@@ -508,7 +562,7 @@ impl MixConvBwd {
         });
         // Weight gradients: each channel sums over the batch, so channels are the parallel unit.
         geo.per_channel(gw).into_par_iter().enumerate().for_each_with(
-            (Vec::new(), Vec::new()),
+            (PadBuf::default(), Vec::new()),
             |(xb, gb), (ch, gwc)| {
                 let g = &geo.groups[geo.group_of[ch]];
                 for n in 0..geo.n {
@@ -617,6 +671,9 @@ mod tests {
             // Planes under 64 pixels take the direct loops at stride 2 as well.
             (2, (7, 7), spec(&[(3, 3, 1), (2, 5, 1)], 2, Sym)),
             (1, (16, 17), spec(&[(2, 3, 1), (2, 5, 1), (2, 9, 1)], 2, Tf)),
+            // Rows of 70 and 37 outputs: register blocks of 64 and 32 with an overlapping last one.
+            (1, (9, 70), spec(&[(2, 3, 1), (2, 5, 1)], 1, Sym)),
+            (2, (10, 74), spec(&[(2, 3, 1), (1, 7, 1)], 2, Tf)),
             // A batch of 16+ small planes takes the images-as-lanes path.
             (16, (7, 7), spec(&[(3, 3, 1), (2, 5, 1)], 2, Sym)),
             (17, (4, 4), spec(&[(2, 9, 1), (3, 11, 1)], 1, Tf)),

@@ -1,27 +1,31 @@
-//! Forward-only f32 kernels of the eval path ([`crate::model::EvalNet`]). Batch norm is folded
-//! into the conv weights beforehand, so each conv writes `act(conv(x) + bias)` straight into a
-//! buffer the caller owns: no autograd graph, no allocation per op, no separate BN or
-//! activation pass over memory. All work on one image, `[channels, h * w]`.
+//! Forward-only f32 kernels of the eval path ([`crate::model::EvalNet`]) besides its MixConv
+//! (`depthwise::MixConvPlan`). Batch norm is folded into the conv weights beforehand, so each
+//! conv writes `act(conv(x) + bias)` straight into a buffer the caller owns: no autograd graph,
+//! no allocation per op, no separate BN or activation pass over memory. All work on one image,
+//! `[channels, h * w]`.
 
 use rayon::prelude::*;
 
 use super::cpu::{activate, sigmoid, simd};
 use super::pointwise::{matmul, View};
-use super::{conv_padding, Act, MixConvSpec};
+use super::{conv_padding, Act};
 use gemm::Parallelism;
 
-/// `row = act(row)`, vectorised.
+/// `row = act(row + bias)`, vectorised.
 #[inline(always)]
-fn act_in_place(row: &mut [f32], act: Act) {
+fn act_in_place(row: &mut [f32], bias: f32, act: Act) {
     match act {
-        Act::None => {}
+        Act::None => simd(
+            #[inline(always)]
+            || row.iter_mut().for_each(|v| *v += bias),
+        ),
         Act::Relu => simd(
             #[inline(always)]
-            || row.iter_mut().for_each(|v| *v = v.max(0.0)),
+            || row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
         ),
         Act::Swish => simd(
             #[inline(always)]
-            || row.iter_mut().for_each(|v| *v = activate(*v, Act::Swish)),
+            || row.iter_mut().for_each(|v| *v = activate(*v + bias, Act::Swish)),
         ),
     }
 }
@@ -91,203 +95,32 @@ unsafe fn pointwise_tile(
     let (c0, n) = (cols.start, cols.len());
     let (mut ci, mut co, mut wo) = (0, 0, 0);
     for &(i, o) in groups {
-        for r in co..co + o {
-            let row = std::slice::from_raw_parts_mut(dst.0.add(r * hw + c0), n);
-            match residual {
-                Some(res) => row.iter_mut().zip(&res[r * hw + c0..]).for_each(|(d, &s)| *d = s + bias[r]),
-                None => row.fill(bias[r]),
-            }
-        }
         let wv: View<f32> = (w.as_ptr().add(wo), i as isize, 1);
         let xv: View<f32> = (x.as_ptr().add(ci * hw + c0), hw as isize, 1);
-        matmul((o, i, n), (dst.0.add(co * hw + c0), hw as isize, 1), true, wv, xv, Parallelism::None);
-        if act != Act::None {
-            for r in co..co + o {
-                act_in_place(std::slice::from_raw_parts_mut(dst.0.add(r * hw + c0), n), act);
-            }
+        matmul((o, i, n), (dst.0.add(co * hw + c0), hw as isize, 1), false, wv, xv, Parallelism::None);
+        for r in co..co + o {
+            let row = std::slice::from_raw_parts_mut(dst.0.add(r * hw + c0), n);
+            let res = residual.map(|res| &res[r * hw + c0..r * hw + c0 + n]);
+            epilogue(row, bias[r], res, act);
         }
         (ci, co, wo) = (ci + i, co + o, wo + i * o);
     }
 }
 
-/// The geometry of one depthwise group on one input size.
-#[derive(Clone, Debug)]
-struct DwGroup {
-    c0: usize,
-    channels: usize,
-    k: usize,
-    dil: usize,
-    /// Offset of the group's `[channels, k, k]` weights in the packed weights.
-    w0: usize,
-    pad_t: usize,
-    pad_l: usize,
-    /// Padded plane: `hp` rows of `wp` columns (enough for every tap of every output).
-    hp: usize,
-    wp: usize,
-}
-
-/// A MixConv on a fixed input size, for [`depthwise_into`].
-#[derive(Clone, Debug)]
-pub(crate) struct DepthwisePlan {
-    pub h: usize,
-    pub w: usize,
-    pub ho: usize,
-    pub wo: usize,
-    stride: usize,
-    groups: Vec<DwGroup>,
-}
-
-impl DepthwisePlan {
-    /// The plan of `spec` on `h x w` planes; `None` if the groups disagree on the output size
-    /// (the model validates its architectures, so that does not happen for a built network).
-    pub(crate) fn new(spec: &MixConvSpec, h: usize, w: usize) -> Option<Self> {
-        let s = spec.stride;
-        let (mut groups, mut c0, mut w0, mut out) = (vec![], 0, 0, None);
-        for g in &spec.groups {
-            let [t, b, l, r] = conv_padding(spec.padding, g.kernel, g.dilation, s, h, w);
-            let ext = (g.kernel - 1) * g.dilation + 1;
-            let size = ((h + t + b).checked_sub(ext)? / s + 1, (w + l + r).checked_sub(ext)? / s + 1);
-            if *out.get_or_insert(size) != size {
-                return None;
-            }
-            let (hp, wp) = ((size.0 - 1) * s + ext, (size.1 - 1) * s + ext);
-            groups.push(DwGroup {
-                c0,
-                channels: g.channels,
-                k: g.kernel,
-                dil: g.dilation,
-                w0,
-                pad_t: t,
-                pad_l: l,
-                hp,
-                wp,
-            });
-            c0 += g.channels;
-            w0 += g.channels * g.kernel * g.kernel;
-        }
-        let (ho, wo) = out?;
-        Some(Self { h, w, ho, wo, stride: s, groups })
-    }
-
-    pub(crate) fn channels(&self) -> usize {
-        self.groups.iter().map(|g| g.channels).sum()
-    }
-}
-
-/// Per-thread scratch of [`depthwise_into`]: the padded plane split into `stride` column
-/// phases, and one output row.
-#[derive(Default)]
-struct DwScratch {
-    phases: Vec<f32>,
-    row: Vec<f32>,
-}
-
-/// MixConv with its epilogue: `out[c] = act(dw_c(x[c]) + bias[c])` for one image, and, when
-/// `means` is given, `means[c]` = the mean of `out[c]` (the SE squeeze, taken while the row is
-/// in registers). `w` holds the groups' `[channels, k, k]` weights packed in order.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn depthwise_into(
-    plan: &DepthwisePlan,
-    x: &[f32],
-    w: &[f32],
-    bias: &[f32],
-    act: Act,
-    out: &mut [f32],
-    means: Option<&mut [f32]>,
-    parallel: bool,
-) {
-    let c = plan.channels();
-    let (plane_in, plane_out) = (plan.h * plan.w, plan.ho * plan.wo);
-    assert!(x.len() == c * plane_in && out.len() == c * plane_out && bias.len() == c, "depthwise_into: sizes");
-    let one = |s: &mut DwScratch, ch: usize, o: &mut [f32]| -> f32 {
-        let g = plan.groups.iter().find(|g| ch < g.c0 + g.channels).expect("channel in a group");
-        let kk = g.k * g.k;
-        let wk = &w[g.w0 + (ch - g.c0) * kk..g.w0 + (ch - g.c0 + 1) * kk];
-        let xs = &x[ch * plane_in..(ch + 1) * plane_in];
-        simd(
-            #[inline(always)]
-            || plane(plan, g, wk, bias[ch], act, xs, o, s),
-        )
-    };
-    let inv = 1.0 / plane_out as f32;
-    match (means, parallel) {
-        (Some(m), true) => out
-            .par_chunks_mut(plane_out)
-            .zip(m.par_iter_mut())
-            .enumerate()
-            .for_each_init(DwScratch::default, |s, (ch, (o, m))| *m = one(s, ch, o) * inv),
-        (None, true) => out.par_chunks_mut(plane_out).enumerate().for_each_init(DwScratch::default, |s, (ch, o)| {
-            one(s, ch, o);
-        }),
-        (m, false) => {
-            let mut s = DwScratch::default();
-            let mut m = m;
-            for (ch, o) in out.chunks_exact_mut(plane_out).enumerate() {
-                let sum = one(&mut s, ch, o);
-                if let Some(m) = m.as_deref_mut() {
-                    m[ch] = sum * inv;
-                }
-            }
-        }
-    }
-}
-
-/// One channel of [`depthwise_into`]; returns the sum of its outputs. The plane is copied into
-/// a zero-padded buffer split by column phase (`phase r` holds padded columns `r, r + s, ...`),
-/// so every tap of every output row is one contiguous multiply-add of `wo` elements, whatever
-/// the stride, dilation or padding.
+/// `row = act(row + bias [+ residual])` in one pass, while the tile is in cache.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn plane(
-    plan: &DepthwisePlan,
-    g: &DwGroup,
-    wk: &[f32],
-    bias: f32,
-    act: Act,
-    x: &[f32],
-    out: &mut [f32],
-    s: &mut DwScratch,
-) -> f32 {
-    let st = plan.stride;
-    let pw = g.wp.div_ceil(st); // columns per phase
-    let phase_len = g.hp * pw;
-    s.phases.clear();
-    s.phases.resize(st * phase_len, 0.0);
-    for (iy, row) in x.chunks_exact(plan.w).enumerate() {
-        let py = iy + g.pad_t;
-        if py >= g.hp {
-            break;
+fn epilogue(row: &mut [f32], bias: f32, residual: Option<&[f32]>, act: Act) {
+    match (residual, act) {
+        (Some(res), Act::None) => simd(
+            #[inline(always)]
+            || row.iter_mut().zip(res).for_each(|(v, &r)| *v += bias + r),
+        ),
+        (Some(res), act) => {
+            row.iter_mut().zip(res).for_each(|(v, &r)| *v += r);
+            act_in_place(row, bias, act)
         }
-        for (ix, &v) in row.iter().enumerate() {
-            let px = ix + g.pad_l;
-            if px < g.wp {
-                s.phases[(px % st) * phase_len + py * pw + px / st] = v;
-            }
-        }
+        (None, act) => act_in_place(row, bias, act),
     }
-    s.row.clear();
-    s.row.resize(plan.wo, 0.0);
-    let mut sum = 0.0f32;
-    for (oy, orow) in out.chunks_exact_mut(plan.wo).enumerate() {
-        s.row.fill(bias);
-        for ky in 0..g.k {
-            let py = oy * st + ky * g.dil;
-            for kx in 0..g.k {
-                let px = kx * g.dil;
-                let start = (px % st) * phase_len + py * pw + px / st;
-                let wv = wk[ky * g.k + kx];
-                for (a, &v) in s.row.iter_mut().zip(&s.phases[start..start + plan.wo]) {
-                    *a += wv * v;
-                }
-            }
-        }
-        for (o, &a) in orow.iter_mut().zip(&s.row) {
-            let v = activate(a, act);
-            *o = v;
-            sum += v;
-        }
-    }
-    sum
 }
 
 /// im2col of one image for a dense conv: `x` `[cin, h, w]` to `[cin * k * k, ho * wo]`, the
@@ -388,7 +221,7 @@ pub(crate) fn scale_columns(w: &[f32], groups: &[(usize, usize)], gate: &[f32], 
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{assert_close, rand};
-    use super::super::{channel_affine, mix_conv, pointwise, DepthwiseGroup, Padding};
+    use super::super::{channel_affine, pointwise, Padding};
     use super::*;
     use candle_core::{DType, Device, Result, Tensor};
 
@@ -428,51 +261,6 @@ mod tests {
             pointwise_into(&vec(&x)?, h * w, &packed, groups, &vec(&bias)?, act, r, &mut out, par);
             let got = Tensor::from_vec(out, (1, cout, h, w), &Device::Cpu)?;
             assert_close(&got, &want, 1e-5, &format!("case {i}"))?;
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn depthwise_into_matches_mix_conv_then_affine_and_mean() -> Result<()> {
-        use Padding::{PytorchSymmetric as Sym, TfSame as Tf};
-        let spec = |g: &[(usize, usize, usize)], stride, padding| MixConvSpec {
-            groups: g
-                .iter()
-                .map(|&(channels, kernel, dilation)| DepthwiseGroup { channels, kernel, dilation })
-                .collect(),
-            stride,
-            padding,
-        };
-        let cases = [
-            ((9, 11), spec(&[(4, 3, 1), (3, 5, 1), (3, 7, 1)], 1, Sym), Act::Swish, false),
-            ((9, 11), spec(&[(4, 3, 1), (3, 5, 1), (3, 7, 1)], 2, Tf), Act::Relu, true),
-            ((12, 10), spec(&[(4, 3, 1), (3, 5, 1), (3, 9, 1)], 2, Sym), Act::None, false),
-            ((13, 12), spec(&[(3, 3, 2), (2, 5, 3)], 1, Tf), Act::Swish, true),
-            ((13, 12), spec(&[(3, 3, 3), (2, 5, 2)], 2, Sym), Act::Relu, false),
-            ((7, 7), spec(&[(2, 9, 1), (3, 11, 1)], 1, Tf), Act::Swish, true),
-            ((28, 28), spec(&[(5, 3, 1)], 2, Tf), Act::Relu, true),
-        ];
-        for (i, ((h, w), spec, act, par)) in cases.into_iter().enumerate() {
-            let c: usize = spec.groups.iter().map(|g| g.channels).sum();
-            let x = rand(&[1, c, h, w], 1, DType::F32)?;
-            let ws: Vec<Tensor> = spec
-                .groups
-                .iter()
-                .enumerate()
-                .map(|(g, d)| rand(&[d.channels, 1, d.kernel, d.kernel], 10 + g as u64, DType::F32))
-                .collect::<Result<_>>()?;
-            let bias = rand(&[c], 3, DType::F32)?;
-            let ones = Tensor::ones(c, DType::F32, &Device::Cpu)?;
-            let want = channel_affine(&mix_conv(&x, &ws, &spec)?, &ones, &bias, act)?;
-            let want_mean = super::super::channel_mean(&want)?;
-            let plan = DepthwisePlan::new(&spec, h, w).unwrap();
-            let packed: Vec<f32> = ws.iter().map(vec).collect::<Result<Vec<_>>>()?.concat();
-            let mut out = vec![f32::NAN; c * plan.ho * plan.wo];
-            let mut means = vec![f32::NAN; c];
-            depthwise_into(&plan, &vec(&x)?, &packed, &vec(&bias)?, act, &mut out, Some(&mut means), par);
-            let got = Tensor::from_vec(out, want.shape(), &Device::Cpu)?;
-            assert_close(&got, &want, 1e-5, &format!("case {i}"))?;
-            assert_close(&Tensor::from_vec(means, (1, c), &Device::Cpu)?, &want_mean, 1e-5, &format!("case {i} mean"))?;
         }
         Ok(())
     }

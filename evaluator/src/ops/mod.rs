@@ -9,6 +9,7 @@
 pub mod bench;
 mod cpu;
 mod depthwise;
+pub(crate) use depthwise::MixConvPlan;
 pub(crate) mod fused;
 mod im2col;
 mod norm;
