@@ -1,11 +1,12 @@
-//! Fingerprints the sources that decide how fast a network runs (the ops and the model), so a
-//! latency table measured with other kernels is never mistaken for one of this build's.
+//! Fingerprints the sources that decide how fast a network runs and how it is timed (the ops,
+//! the model and the latency measurement), so a latency table measured with other kernels is
+//! never mistaken for one of this build's.
 
 use std::path::{Path, PathBuf};
 
 fn main() {
     let mut files = Vec::new();
-    for dir in ["src/ops", "src/model"] {
+    for dir in ["src/ops", "src/model", "src/latency"] {
         println!("cargo:rerun-if-changed={dir}");
         collect(Path::new(dir), &mut files);
     }

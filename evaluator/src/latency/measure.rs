@@ -49,12 +49,14 @@ pub struct Measurement {
     pub threads: usize,
 }
 
-/// Measures `arch` (eval mode, weights from a fixed seed) on a random input of the configured
-/// shape, on the CPU with this process's thread pool.
+/// Measures `arch` (weights from a fixed seed) on a random input of the configured shape, on
+/// the CPU with this process's thread pool, frozen for inference as it would be deployed
+/// ([`crate::model::EvalNet`]: batch norm folded, fused kernels; the folding is not timed, as
+/// ONNX Runtime's session set-up is not).
 pub fn measure(arch: &Arch, cfg: &MeasureConfig) -> Result<Measurement> {
-    let net = MixNet::new(arch, 0, &Device::Cpu)?;
+    let net = MixNet::new(arch, 0, &Device::Cpu)?.eval_net()?;
     let x = input(cfg)?;
-    time(cfg, || net.forward_eval(&x).map(drop))
+    time(cfg, || net.forward(&x).map(drop))
 }
 
 /// A standard-normal input `[batch, 3, resolution, resolution]`.

@@ -18,7 +18,7 @@ use super::parts::{parts, KeyedPart};
 use super::speed::{Relative, SpeedReference};
 use super::table::{Fit, Machine, Table};
 use super::LatencyError;
-use crate::model::MixNet;
+use crate::model::{EvalNet, MixNet};
 
 /// A table-backed latency model for this machine; shareable across threads.
 pub struct TablePredictor {
@@ -127,10 +127,10 @@ impl TablePredictor {
         let template = space::presets::mixnet_s();
         let (probe, res) = part.probe(&template);
         let cfg = MeasureConfig { resolution: res, ..self.part };
-        let probe = (MixNet::new(&probe, 0, &Device::Cpu)?, measure::input(&cfg)?);
-        let run = |(net, x): &(MixNet, candle_core::Tensor)| -> candle_core::Result<f64> {
+        let probe = (MixNet::new(&probe, 0, &Device::Cpu)?.eval_net()?, measure::input(&cfg)?);
+        let run = |(net, x): &(EvalNet, candle_core::Tensor)| -> candle_core::Result<f64> {
             let t = Instant::now();
-            net.forward_eval_unfused(x)?;
+            net.forward(x)?;
             Ok(t.elapsed().as_secs_f64() * 1e3)
         };
         let (reference, nominal) = self.speed()?;
@@ -138,7 +138,10 @@ impl TablePredictor {
             let times = measure::repeat(&cfg, || Ok(run(&probe)? * nominal / reference.forward_ms()?))?;
             return Ok(measure::summarise(times).q25_ms);
         };
-        let base = (MixNet::new(&base, 0, &Device::Cpu)?, measure::input(&MeasureConfig { resolution: res, ..cfg })?);
+        let base = (
+            MixNet::new(&base, 0, &Device::Cpu)?.eval_net()?,
+            measure::input(&MeasureConfig { resolution: res, ..cfg })?,
+        );
         let triples = measure::repeat(&cfg, || {
             let (p, b) = (run(&probe)?, run(&base)?);
             Ok((p - b, b, nominal / reference.forward_ms()?))

@@ -12,11 +12,11 @@ use std::time::Instant;
 use candle_core::{Device, Result, Tensor};
 
 use super::measure::{self, MeasureConfig, Measurement};
-use crate::model::MixNet;
+use crate::model::{EvalNet, MixNet};
 
-/// The reference network and its input.
+/// The reference network, frozen for inference as everything measured is, and its input.
 pub struct SpeedReference {
-    net: MixNet,
+    net: EvalNet,
     x: Tensor,
 }
 
@@ -33,7 +33,7 @@ pub struct Relative {
 
 impl SpeedReference {
     pub fn new(cfg: &MeasureConfig) -> Result<Self> {
-        let net = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?;
+        let net = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?.eval_net()?;
         let gauge = MeasureConfig { resolution: Self::resolution(cfg), ..*cfg };
         Ok(Self { net, x: measure::input(&gauge)? })
     }
@@ -46,7 +46,7 @@ impl SpeedReference {
     /// One timed forward of the reference, in milliseconds (call on the pool, see `on_pool`).
     pub fn forward_ms(&self) -> Result<f64> {
         let t = Instant::now();
-        self.net.forward_eval_unfused(&self.x)?;
+        self.net.forward(&self.x)?;
         Ok(t.elapsed().as_secs_f64() * 1e3)
     }
 
@@ -55,12 +55,14 @@ impl SpeedReference {
         Ok(measure::time(cfg, || self.forward_ms().map(drop))?.q25_ms)
     }
 
-    /// Measures `net` on `x` in adjacent pairs with the reference (`cfg`'s warm-up, repeats and
-    /// time bound, both networks' forwards counted) and adjusts each to `nominal_ms`.
+    /// Measures `net` (frozen for inference, see [`super::measure`]) on `x` in adjacent pairs
+    /// with the reference (`cfg`'s warm-up, repeats and time bound, both networks' forwards
+    /// counted) and adjusts each to `nominal_ms`.
     pub fn relative(&self, net: &MixNet, x: &Tensor, cfg: &MeasureConfig, nominal_ms: f64) -> Result<Relative> {
+        let net = net.eval_net()?;
         let pairs = measure::repeat(cfg, || {
             let t = Instant::now();
-            net.forward_eval_unfused(x)?;
+            net.forward(x)?;
             Ok((t.elapsed().as_secs_f64() * 1e3, self.forward_ms()?))
         })?;
         let mut reference: Vec<f64> = pairs.iter().map(|p| p.1).collect();

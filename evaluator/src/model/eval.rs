@@ -203,33 +203,42 @@ impl EvalNet {
     fn image(&self, x: &[f32], (h, w): (usize, usize), b: &mut Buffers, logits: &mut [f32], par: bool) -> Result<()> {
         let s = &self.stem;
         let (mut h, mut w) = fused::im2col(x, s.cin, (h, w), s.kernel, s.stride, s.padding, &mut b.cols);
-        b.cur.resize(s.conv.cout() * h * w, 0.0);
-        pointwise(&s.conv, &b.cols, h * w, None, &mut b.cur, par);
+        let mut len = s.conv.cout() * h * w;
+        pointwise(&s.conv, &b.cols, h * w, None, sized(&mut b.cur, len), par);
         for blk in &self.blocks {
-            (h, w) = self.block(blk, (h, w), b, par)?;
+            ((h, w), len) = self.block(blk, (h, w), len, b, par)?;
         }
-        b.next.resize(self.head.cout() * h * w, 0.0);
-        pointwise(&self.head, &b.cur, h * w, None, &mut b.next, par);
+        let head = sized(&mut b.next, self.head.cout() * h * w);
+        pointwise(&self.head, &b.cur[..len], h * w, None, head, par);
         b.means.clear();
-        b.means.extend(b.next.chunks_exact(h * w).map(|p| p.iter().sum::<f32>() / (h * w) as f32));
+        b.means.extend(head.chunks_exact(h * w).map(|p| p.iter().sum::<f32>() / (h * w) as f32));
         fused::dense_into(&b.means, &self.classifier.0, &self.classifier.1, logits);
         Ok(())
     }
 
-    /// One block from `b.cur` back into `b.cur`; returns the output size.
-    fn block(&self, blk: &Block, (h, w): (usize, usize), b: &mut Buffers, par: bool) -> Result<(usize, usize)> {
+    /// One block from the first `len` values of `b.cur` back into `b.cur`; returns the output
+    /// size and length.
+    fn block(
+        &self,
+        blk: &Block,
+        (h, w): (usize, usize),
+        len: usize,
+        b: &mut Buffers,
+        par: bool,
+    ) -> Result<((usize, usize), usize)> {
         let Buffers { cur, next, mid, dw, means, hidden, gate, gated_w, .. } = b;
+        let cur = &cur[..len];
         let input = match &blk.expand {
             Some(e) => {
-                mid.resize(e.cout() * h * w, 0.0);
+                let mid = sized(mid, e.cout() * h * w);
                 pointwise(e, cur, h * w, None, mid, par);
-                &mid[..]
+                &*mid
             }
-            None => &cur[..],
+            None => cur,
         };
         let plan = MixConvPlan::new(&blk.dw.spec, h, w)?;
         let (c, (ho, wo)) = (plan.channels(), plan.out_size());
-        dw.resize(c * ho * wo, 0.0);
+        let dw = sized(dw, c * ho * wo);
         means.resize(c, 0.0);
         let want_means = blk.se.is_some().then_some(&mut means[..]);
         plan.run(input, &blk.dw.w, &blk.dw.bias, blk.dw.act, dw, want_means, par);
@@ -243,12 +252,21 @@ impl EvalNet {
             None => &p.w[..],
         };
         let hw = ho * wo;
-        next.resize(p.cout() * hw, 0.0);
-        let residual = blk.residual.then_some(&cur[..]);
-        fused::pointwise_into(dw, hw, weights, &p.groups, &p.bias, p.act, residual, next, par);
-        std::mem::swap(cur, next);
-        Ok((ho, wo))
+        let out_len = p.cout() * hw;
+        let residual = blk.residual.then_some(cur);
+        fused::pointwise_into(dw, hw, weights, &p.groups, &p.bias, p.act, residual, sized(next, out_len), par);
+        std::mem::swap(&mut b.cur, &mut b.next);
+        Ok(((ho, wo), out_len))
     }
+}
+
+/// The first `len` values of `buf`, grown if needed but never shrunk: the buffers change size
+/// from layer to layer, and a shrink followed by a grow would zero the new part every time.
+fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 fn pointwise(c: &Conv1x1, x: &[f32], hw: usize, residual: Option<&[f32]>, out: &mut [f32], par: bool) {
