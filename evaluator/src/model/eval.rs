@@ -246,8 +246,16 @@ impl EvalNet {
         let weights = match &blk.se {
             Some(se) => {
                 fused::se_gate(means, (&se.reduce.0, &se.reduce.1), (&se.expand.0, &se.expand.1), se.act, hidden, gate);
-                fused::scale_columns(&p.w, &p.groups, gate, gated_w);
-                &gated_w[..]
+                if ho * wo < p.cout() {
+                    // Small planes: scaling the activations is fewer multiplies than the weights.
+                    dw.chunks_exact_mut(ho * wo)
+                        .zip(gate.iter())
+                        .for_each(|(plane, &g)| plane.iter_mut().for_each(|v| *v *= g));
+                    &p.w[..]
+                } else {
+                    fused::scale_columns(&p.w, &p.groups, gate, gated_w);
+                    &gated_w[..]
+                }
             }
             None => &p.w[..],
         };

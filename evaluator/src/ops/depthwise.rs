@@ -671,7 +671,7 @@ mod tests {
             // Planes under 64 pixels take the direct loops at stride 2 as well.
             (2, (7, 7), spec(&[(3, 3, 1), (2, 5, 1)], 2, Sym)),
             (1, (16, 17), spec(&[(2, 3, 1), (2, 5, 1), (2, 9, 1)], 2, Tf)),
-            // Rows of 70 and 37 outputs: register blocks of 64 and 32 with an overlapping last one.
+            // Wide padded planes: many register blocks of 64, the last one overlapping.
             (1, (9, 70), spec(&[(2, 3, 1), (2, 5, 1)], 1, Sym)),
             (2, (10, 74), spec(&[(2, 3, 1), (1, 7, 1)], 2, Tf)),
             // A batch of 16+ small planes takes the images-as-lanes path.
