@@ -80,12 +80,15 @@ mod tests {
 
     /// The reference timed against a copy of itself: whatever the machine's speed does during
     /// the measurement, each pair's ratio is about 1, so the adjusted time is about the nominal.
+    /// The gauge runs at 64 px (tables at 128): at 32 px a frozen MixNet-S takes ~3 ms, short
+    /// enough that the other tests running beside this one moved single pairs by 30%.
     #[test]
     fn a_copy_of_the_reference_reads_the_nominal_time() -> Result<()> {
-        let cfg = MeasureConfig { resolution: 32, batch: 1, warmup: 1, repeats: 9, max_seconds: 60.0 };
+        let cfg = MeasureConfig { resolution: 128, batch: 1, warmup: 1, repeats: 9, max_seconds: 60.0 };
         let reference = SpeedReference::new(&cfg)?;
         let copy = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?;
-        let rel = reference.relative(&copy, &measure::input(&cfg)?, &cfg, 100.0)?;
+        let gauge = MeasureConfig { resolution: SpeedReference::resolution(&cfg), ..cfg };
+        let rel = reference.relative(&copy, &measure::input(&gauge)?, &cfg, 100.0)?;
         assert_eq!(rel.raw.samples, 9);
         assert!(rel.reference_ms > 0.0 && rel.raw.q25_ms > 0.0, "{rel:?}");
         assert!((75.0..125.0).contains(&rel.adjusted_ms), "{rel:?}");
