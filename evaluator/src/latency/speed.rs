@@ -55,7 +55,7 @@ impl SpeedReference {
         Ok(measure::time(cfg, || self.forward_ms().map(drop))?.q25_ms)
     }
 
-    /// Measures `net` (frozen for inference, see [`super::measure`]) on `x` in adjacent pairs
+    /// Measures `net` (frozen for inference, see [`super::measure::measure`]) on `x` in adjacent pairs
     /// with the reference (`cfg`'s warm-up, repeats and time bound, both networks' forwards
     /// counted) and adjusts each to `nominal_ms`.
     pub fn relative(&self, net: &MixNet, x: &Tensor, cfg: &MeasureConfig, nominal_ms: f64) -> Result<Relative> {

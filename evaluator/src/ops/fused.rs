@@ -222,14 +222,10 @@ pub(crate) fn scale_columns(w: &[f32], groups: &[(usize, usize)], gate: &[f32], 
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{assert_close, rand};
+    use super::super::testutil::{assert_close, rand, vec};
     use super::super::{channel_affine, pointwise, Padding};
     use super::*;
     use candle_core::{DType, Device, Result, Tensor};
-
-    fn vec(t: &Tensor) -> Result<Vec<f32>> {
-        t.flatten_all()?.to_vec1::<f32>()
-    }
 
     #[test]
     fn pointwise_into_matches_conv_then_affine() -> Result<()> {

@@ -121,14 +121,10 @@ impl MixConvPlan {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::testutil::{assert_close, rand};
+    use super::super::super::testutil::{assert_close, rand, vec};
     use super::super::super::{channel_affine, channel_mean, mix_conv, DepthwiseGroup, Padding};
     use super::*;
     use candle_core::{DType, Device, Tensor};
-
-    fn vec(t: &Tensor) -> Result<Vec<f32>> {
-        t.flatten_all()?.to_vec1::<f32>()
-    }
 
     #[test]
     fn matches_mix_conv_then_affine_and_mean() -> Result<()> {
