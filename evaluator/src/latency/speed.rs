@@ -65,12 +65,19 @@ impl SpeedReference {
             net.forward(x)?;
             Ok((t.elapsed().as_secs_f64() * 1e3, self.forward_ms()?))
         })?;
+        Ok(Relative::from_pairs(&pairs, nominal_ms))
+    }
+}
+
+impl Relative {
+    /// Adjusts (network, reference) pairs of times to a reference time of `nominal_ms`.
+    fn from_pairs(pairs: &[(f64, f64)], nominal_ms: f64) -> Self {
         let mut reference: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-        Ok(Relative {
+        Relative {
             raw: measure::summarise(pairs.iter().map(|p| p.0).collect()),
             adjusted_ms: measure::summarise(pairs.iter().map(|&(ms, r)| ms * nominal_ms / r).collect()).q25_ms,
             reference_ms: measure::median(&mut reference),
-        })
+        }
     }
 }
 
@@ -78,12 +85,26 @@ impl SpeedReference {
 mod tests {
     use super::*;
 
-    /// The reference timed against a copy of itself: whatever the machine's speed does during
-    /// the measurement, each pair's ratio is about 1, so the adjusted time is about the nominal.
-    /// The gauge runs at 64 px (tables at 128): at 32 px a frozen MixNet-S takes ~3 ms, short
-    /// enough that the other tests running beside this one moved single pairs by 30%.
+    /// The machine at 1x, 2x and 0.5x speed: each network time is scaled back by its own pair's
+    /// reference, so the adjusted times are the network's time at nominal speed.
     #[test]
-    fn a_copy_of_the_reference_reads_the_nominal_time() -> Result<()> {
+    fn pairs_are_adjusted_by_their_own_reference() {
+        let pairs = [(30.0, 10.0), (60.0, 20.0), (15.0, 5.0), (36.0, 10.0)];
+        let rel = Relative::from_pairs(&pairs, 10.0);
+        assert_eq!(rel.raw.samples, 4);
+        assert_eq!(rel.raw.median_ms, 33.0);
+        assert_eq!(rel.reference_ms, 10.0);
+        // Adjusted: 30, 30, 30, 36; nearest-rank 25th percentile of four is the first.
+        assert_eq!(rel.adjusted_ms, 30.0);
+        assert_eq!(Relative::from_pairs(&pairs, 20.0).adjusted_ms, 60.0);
+    }
+
+    /// The reference timed against a copy of itself, for real: whatever the machine's speed does,
+    /// each pair's ratio is about 1, so the adjusted time is near the nominal. The bound is loose
+    /// (2x) because the tests running beside this one on two cores moved single pairs by 30-40%
+    /// (this failed twice in CI at 25%); the exact arithmetic is the test above.
+    #[test]
+    fn a_copy_of_the_reference_reads_about_the_nominal_time() -> Result<()> {
         let cfg = MeasureConfig { resolution: 128, batch: 1, warmup: 1, repeats: 9, max_seconds: 60.0 };
         let reference = SpeedReference::new(&cfg)?;
         let copy = MixNet::new(&space::presets::mixnet_s(), 0, &Device::Cpu)?;
@@ -91,7 +112,7 @@ mod tests {
         let rel = reference.relative(&copy, &measure::input(&gauge)?, &cfg, 100.0)?;
         assert_eq!(rel.raw.samples, 9);
         assert!(rel.reference_ms > 0.0 && rel.raw.q25_ms > 0.0, "{rel:?}");
-        assert!((75.0..125.0).contains(&rel.adjusted_ms), "{rel:?}");
+        assert!((50.0..200.0).contains(&rel.adjusted_ms), "{rel:?}");
         Ok(())
     }
 }
