@@ -249,11 +249,10 @@ impl Padded {
     }
 }
 
-/// Padded forward of one plane: `out = post(sum of the taps)`, each output's taps summed in
-/// order from zero, as in [`plane_fwd`]. The `len` positions run in blocks of up to 64 that are
-/// summed in registers over every tap, passed through `post` (identity in training, bias and
-/// activation at inference) and stored once, instead of `k * k` passes over an accumulator in
-/// memory; the output rows are then copied out of the accumulator.
+/// Padded forward of one plane: `out = sum of the taps`, each output's taps summed in order
+/// from zero, as in [`plane_fwd`]. The `len` positions run in blocks of up to 64 that are summed
+/// in registers over every tap and stored once, instead of `k * k` passes over an accumulator
+/// in memory; the output rows are then copied out of the accumulator.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn plane_fwd_padded<T: Real>(
@@ -264,7 +263,6 @@ fn plane_fwd_padded<T: Real>(
     out: &mut [T],
     xp: &mut PadBuf<T>,
     acc: &mut Vec<T>,
-    post: impl Fn(T) -> T + Copy,
 ) {
     let pd = g.padded.as_ref().expect("called for groups on the padded path");
     pd.pad_input(geo, g, x, xp);
@@ -272,20 +270,20 @@ fn plane_fwd_padded<T: Real>(
     acc.resize(acc.len().max(pd.len), T::ZERO);
     let (xp, taps, acc) = (&xp.data[..], &pd.taps[..], &mut acc[..pd.len]);
     match pd.len {
-        64.. => tap_blocks::<T, 64>(wk, taps, xp, acc, post),
-        32.. => tap_blocks::<T, 32>(wk, taps, xp, acc, post),
-        8.. => tap_blocks::<T, 8>(wk, taps, xp, acc, post),
-        _ => tap_blocks::<T, 1>(wk, taps, xp, acc, post),
+        64.. => tap_blocks::<T, 64>(wk, taps, xp, acc),
+        32.. => tap_blocks::<T, 32>(wk, taps, xp, acc),
+        8.. => tap_blocks::<T, 8>(wk, taps, xp, acc),
+        _ => tap_blocks::<T, 1>(wk, taps, xp, acc),
     }
     for (oy, orow) in out.chunks_exact_mut(geo.wo).enumerate() {
         orow.copy_from_slice(&acc[oy * pd.wq..oy * pd.wq + geo.wo]);
     }
 }
 
-/// `acc[p] = post(sum_t wk[t] * xp[taps[t] + p])` in blocks of `B` (`acc.len() >= B`); the last
+/// `acc[p] = sum_t wk[t] * xp[taps[t] + p]` in blocks of `B` (`acc.len() >= B`); the last
 /// block ends at the end and may overlap the one before (it stores the same values again).
 #[inline(always)]
-fn tap_blocks<T: Real, const B: usize>(wk: &[T], taps: &[usize], xp: &[T], acc: &mut [T], post: impl Fn(T) -> T) {
+fn tap_blocks<T: Real, const B: usize>(wk: &[T], taps: &[usize], xp: &[T], acc: &mut [T]) {
     let len = acc.len();
     let mut p = 0;
     loop {
@@ -297,10 +295,7 @@ fn tap_blocks<T: Real, const B: usize>(wk: &[T], taps: &[usize], xp: &[T], acc: 
                 sum[i] += wv * src[i];
             }
         }
-        let dst: &mut [T; B] = (&mut acc[p0..p0 + B]).try_into().expect("B elements");
-        for i in 0..B {
-            dst[i] = post(sum[i]);
-        }
+        acc[p0..p0 + B].copy_from_slice(&sum);
         p += B;
         if p >= len {
             break;
@@ -500,7 +495,7 @@ impl MixConvOp {
         if g.padded.is_some() {
             simd(
                 #[inline(always)]
-                || plane_fwd_padded(geo, g, wk, xs, o, xp, acc, |v| v),
+                || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
             );
         } else {
             plane_fwd(geo, g, wk, xs, o);

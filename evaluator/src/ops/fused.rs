@@ -6,29 +6,11 @@
 
 use rayon::prelude::*;
 
+use super::bias_act::bias_act_in_place;
 use super::cpu::{activate, sigmoid, simd};
 use super::pointwise::{matmul, View};
 use super::{conv_padding, Act};
 use gemm::Parallelism;
-
-/// `row = act(row + bias)`, vectorised.
-#[inline(always)]
-fn act_in_place(row: &mut [f32], bias: f32, act: Act) {
-    match act {
-        Act::None => simd(
-            #[inline(always)]
-            || row.iter_mut().for_each(|v| *v += bias),
-        ),
-        Act::Relu => simd(
-            #[inline(always)]
-            || row.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
-        ),
-        Act::Swish => simd(
-            #[inline(always)]
-            || row.iter_mut().for_each(|v| *v = activate(*v + bias, Act::Swish)),
-        ),
-    }
-}
 
 /// A raw output pointer that column tiles running on several threads write through; every
 /// tile owns a disjoint set of columns.
@@ -117,9 +99,9 @@ fn epilogue(row: &mut [f32], bias: f32, residual: Option<&[f32]>, act: Act) {
         ),
         (Some(res), act) => {
             row.iter_mut().zip(res).for_each(|(v, &r)| *v += r);
-            act_in_place(row, bias, act)
+            bias_act_in_place(row, bias, act)
         }
-        (None, act) => act_in_place(row, bias, act),
+        (None, act) => bias_act_in_place(row, bias, act),
     }
 }
 

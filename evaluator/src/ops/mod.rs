@@ -7,6 +7,7 @@
 //! the rayon global pool; inputs are made contiguous first, other dtypes are refused.
 
 pub mod bench;
+mod bias_act;
 mod cpu;
 mod depthwise;
 pub(crate) use depthwise::MixConvPlan;
