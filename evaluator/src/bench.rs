@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
 use serde::Serialize;
 use space::Arch;
 
@@ -48,7 +49,7 @@ pub fn train_step(arch: &Arch, cfg: &TrainBenchConfig) -> Result<TrainBench> {
     let net = MixNet::new(&arch, 0, &Device::Cpu)?;
     let sgd = SgdConfig { momentum: 0.9, nesterov: false, weight_decay: 1e-5 };
     let mut opt = Optimizer::new(net.trainable(), OptimizerConfig::Sgd(sgd))?;
-    let x = Tensor::randn(0f32, 1.0, (cfg.batch, 3, cfg.resolution, cfg.resolution), &Device::Cpu)?;
+    let x = normal_images((cfg.batch, 3, cfg.resolution, cfg.resolution), 0)?;
     let labels: Vec<u32> = (0..cfg.batch as u32).map(|i| i % cfg.classes as u32).collect();
     let y = Tensor::new(labels, &Device::Cpu)?;
     let mut rng = StdRng::seed_from_u64(0);
@@ -71,10 +72,34 @@ pub fn train_step(arch: &Arch, cfg: &TrainBenchConfig) -> Result<TrainBench> {
     Ok(TrainBench { step_ms, images_per_s: cfg.batch as f64 / (step_ms / 1e3), steps_ms })
 }
 
+/// Standard-normal images `[n, c, h, w]` from `seed`: the same input on every run (candle's
+/// `randn` draws from an unseeded generator).
+pub(crate) fn normal_images(shape: (usize, usize, usize, usize), seed: u64) -> Result<Tensor> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..shape.0 * shape.1 * shape.2 * shape.3).map(|_| rng.sample(StandardNormal)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)
+}
+
 /// Peak resident memory of this process in MiB (`VmHWM`), where the OS reports it.
 pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_images_repeat_per_seed_and_are_standard() -> Result<()> {
+        let a = normal_images((2, 3, 16, 16), 7)?.flatten_all()?.to_vec1::<f32>()?;
+        assert_eq!(a, normal_images((2, 3, 16, 16), 7)?.flatten_all()?.to_vec1::<f32>()?);
+        assert_ne!(a, normal_images((2, 3, 16, 16), 8)?.flatten_all()?.to_vec1::<f32>()?);
+        let mean = a.iter().sum::<f32>() / a.len() as f32;
+        let var = a.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / a.len() as f32;
+        assert!(mean.abs() < 0.1 && (var - 1.0).abs() < 0.1, "mean {mean}, variance {var}");
+        Ok(())
+    }
 }

@@ -59,9 +59,9 @@ pub fn measure(arch: &Arch, cfg: &MeasureConfig) -> Result<Measurement> {
     time(cfg, || net.forward(&x).map(drop))
 }
 
-/// A standard-normal input `[batch, 3, resolution, resolution]`.
+/// A standard-normal input `[batch, 3, resolution, resolution]`, the same every run.
 pub(crate) fn input(cfg: &MeasureConfig) -> Result<Tensor> {
-    Tensor::randn(0f32, 1.0, (cfg.batch, 3, cfg.resolution, cfg.resolution), &Device::Cpu)
+    crate::bench::normal_images((cfg.batch, 3, cfg.resolution, cfg.resolution), 0)
 }
 
 /// Times `run` by the rules of the module doc.
