@@ -2,7 +2,8 @@
 """Run mixnas's benchmarks and the PyTorch / ONNX Runtime yardsticks alternately; print medians and ratios.
 
 The machine is shared and noisy, so each round runs every contender once, one after the
-other, and the report is the median over rounds of each contender's own median.
+other, and the report is the median over rounds of each contender's own median; "paired" is
+the median over rounds of the ratio within a round, robust to the machine's drift.
 
 Needs a release build (`cargo build --release --bin nas`) and the yardstick venv described in
 ../shared/bench/torch_reference.py (default ~/torchref; override with --python).
@@ -68,6 +69,11 @@ def main():
             rss[k].append(result['peak_rss_mib'])
             print(f'round {r + 1}/{a.rounds} {k[0]:<18} {k[1]:<12} {raw[k][-1]}', file=sys.stderr)
     med = {k: statistics.median(v) for k, v in raw.items()}
+
+    def paired(a, b):
+        """Median over rounds of a/b within each round: the two ran back to back, so the
+        machine's drift between rounds (often 20-40% here) cancels."""
+        return statistics.median(x / y for x, y in zip(raw[a], raw[b]))
     med_rss = {k: statistics.median(v) for k, v in rss.items()}
     with open('/proc/loadavg') as f:
         load = f.read().split()[:3]
@@ -75,7 +81,8 @@ def main():
           f'load {" ".join(load)}')
     print(f'{"benchmark":<20} {"mixnas":>10} {"pytorch":>10} {"onnxrt":>10}  ratio')
     t_ours, t_torch = med[('train', 'mixnas')], med[('train', 'pytorch')]
-    print(f'{"train img/s":<20} {t_ours:>10.1f} {t_torch:>10.1f} {"":>10}  mixnas/pytorch = {t_ours / t_torch:.2f}x')
+    print(f'{"train img/s":<20} {t_ours:>10.1f} {t_torch:>10.1f} {"":>10}  mixnas/pytorch = {t_ours / t_torch:.2f}x'
+          f' (paired {paired(("train", "mixnas"), ("train", "pytorch")):.2f}x)')
     r_ours, r_torch = med_rss[('train', 'mixnas')], med_rss[('train', 'pytorch')]
     print(f'{"train peak RSS MiB":<20} {r_ours:>10.0f} {r_torch:>10.0f} {"":>10}  mixnas/pytorch = {r_ours / r_torch:.2f}'
           '  (whole process, lower is better)')
@@ -83,7 +90,8 @@ def main():
         k = 'latency ' + m
         o, t, x = med[(k, 'mixnas')], med[(k, 'pytorch')], med[(k, 'onnxruntime')]
         print(f'{k + " ms":<20} {o:>10.2f} {t:>10.2f} {x:>10.2f}  mixnas/pytorch = {o / t:.2f}, '
-              f'mixnas/onnxrt = {o / x:.2f}  (lower is better)')
+              f'mixnas/onnxrt = {o / x:.2f} (paired {paired((k, "mixnas"), (k, "onnxruntime")):.2f})'
+              '  (lower is better)')
     if a.json:
         with open(a.json, 'w') as f:
             json.dump({'date': time.strftime('%Y-%m-%d'), 'cpu': cpu_name(), 'rounds': a.rounds,
