@@ -69,12 +69,13 @@ def main():
             rss[k].append(result['peak_rss_mib'])
             print(f'round {r + 1}/{a.rounds} {k[0]:<18} {k[1]:<12} {raw[k][-1]}', file=sys.stderr)
     med = {k: statistics.median(v) for k, v in raw.items()}
+    med_rss = {k: statistics.median(v) for k, v in rss.items()}
 
     def paired(a, b):
         """Median over rounds of a/b within each round: the two ran back to back, so the
         machine's drift between rounds (often 20-40% here) cancels."""
         return statistics.median(x / y for x, y in zip(raw[a], raw[b]))
-    med_rss = {k: statistics.median(v) for k, v in rss.items()}
+
     with open('/proc/loadavg') as f:
         load = f.read().split()[:3]
     print(f'# {time.strftime("%Y-%m-%d")} {cpu_name()} ({os.cpu_count()} cpus), {a.rounds} alternating rounds, '

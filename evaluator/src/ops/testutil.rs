@@ -12,12 +12,12 @@ pub fn rand(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
     Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
 }
 
-/// `f(inputs)` and the gradient of `sum(f(inputs) * r)` w.r.t. each input, for a fixed random `r`.
 /// A tensor's values, flattened, as f32 (for the kernels that take slices).
 pub fn vec(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
+/// `f(inputs)` and the gradient of `sum(f(inputs) * r)` w.r.t. each input, for a fixed random `r`.
 pub fn value_and_grads(f: &dyn Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
     let vars = inputs.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
