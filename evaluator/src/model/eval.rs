@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use super::layers::{BatchNorm, Pointwise, SqueezeExcite};
 use super::{MixBlock, MixNet};
-use crate::ops::fused;
+use crate::ops::fused::{self, Dense};
 use crate::ops::{Act, MixConvPlan, MixConvSpec, Padding};
 
 fn values(t: &Tensor) -> Result<Vec<f32>> {
@@ -72,8 +72,8 @@ struct Depthwise {
 }
 
 struct Se {
-    reduce: (Vec<f32>, Vec<f32>),
-    expand: (Vec<f32>, Vec<f32>),
+    reduce: Dense,
+    expand: Dense,
     act: Act,
 }
 
@@ -81,8 +81,8 @@ impl Se {
     fn new(se: &SqueezeExcite) -> Result<Self> {
         let v = |x: &candle_core::Var| values(x.as_tensor());
         Ok(Self {
-            reduce: (v(&se.reduce_w)?, v(&se.reduce_b)?),
-            expand: (v(&se.expand_w)?, v(&se.expand_b)?),
+            reduce: Dense::new(&v(&se.reduce_w)?, v(&se.reduce_b)?),
+            expand: Dense::new(&v(&se.expand_w)?, v(&se.expand_b)?),
             act: se.act,
         })
     }
@@ -146,7 +146,7 @@ pub struct EvalNet {
     stem: Stem,
     blocks: Vec<Block>,
     head: Conv1x1,
-    classifier: (Vec<f32>, Vec<f32>),
+    classifier: Dense,
     pool: Mutex<Vec<Buffers>>,
 }
 
@@ -171,7 +171,7 @@ impl EvalNet {
         };
         let blocks = net.blocks.iter().map(Block::new).collect::<Result<_>>()?;
         let head = Conv1x1::new(&net.head.0, &net.head.1)?;
-        let classifier = (values(net.classifier_w.as_tensor())?, values(net.classifier_b.as_tensor())?);
+        let classifier = Dense::new(&values(net.classifier_w.as_tensor())?, values(net.classifier_b.as_tensor())?);
         Ok(Self { stem, blocks, head, classifier, pool: Mutex::new(Vec::new()) })
     }
 
@@ -182,7 +182,7 @@ impl EvalNet {
             bail!("eval forward: input has {c} channels, the network takes {}", self.stem.cin)
         }
         let data = values(&x.contiguous()?)?;
-        let classes = self.classifier.1.len();
+        let classes = self.classifier.outputs();
         let mut logits = vec![0.0f32; n * classes];
         let threads = rayon::current_num_threads();
         let image = |i: usize, out: &mut [f32], parallel: bool| -> Result<()> {
@@ -212,7 +212,7 @@ impl EvalNet {
         pointwise(&self.head, &b.cur[..len], h * w, None, head, par);
         b.means.clear();
         b.means.extend(head.chunks_exact(h * w).map(|p| p.iter().sum::<f32>() / (h * w) as f32));
-        fused::dense_into(&b.means, &self.classifier.0, &self.classifier.1, logits);
+        self.classifier.apply(&b.means, logits);
         Ok(())
     }
 
@@ -245,7 +245,7 @@ impl EvalNet {
         let p = &blk.project;
         let weights = match &blk.se {
             Some(se) => {
-                fused::se_gate(means, (&se.reduce.0, &se.reduce.1), (&se.expand.0, &se.expand.1), se.act, hidden, gate);
+                fused::se_gate(means, &se.reduce, &se.expand, se.act, hidden, gate);
                 if ho * wo < p.cout() {
                     // Small planes: scaling the activations is fewer multiplies than the weights.
                     dw.chunks_exact_mut(ho * wo)

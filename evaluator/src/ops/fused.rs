@@ -106,7 +106,9 @@ fn epilogue(row: &mut [f32], bias: f32, residual: Option<&[f32]>, act: Act) {
 }
 
 /// im2col of one image for a dense conv: `x` `[cin, h, w]` to `[cin * k * k, ho * wo]`, the
-/// padding (from `padding`) as zeros, so the conv becomes one [`pointwise_into`].
+/// padding (from `padding`) as zeros, so the conv becomes one [`pointwise_into`]. Each output
+/// row is written once: the columns that read the image as one run (a copy at stride 1), the
+/// ones that fall in the padding as zeros.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn im2col(
     x: &[f32],
@@ -119,70 +121,86 @@ pub(crate) fn im2col(
 ) -> (usize, usize) {
     let [t, b, l, r] = conv_padding(padding, k, 1, stride, h, w);
     let (ho, wo) = ((h + t + b - k) / stride + 1, (w + l + r - k) / stride + 1);
-    cols.clear();
     cols.resize(cin * k * k * ho * wo, 0.0);
-    for ci in 0..cin {
-        for ky in 0..k {
-            for kx in 0..k {
-                let dst = &mut cols[((ci * k + ky) * k + kx) * ho * wo..][..ho * wo];
-                for oy in 0..ho {
-                    let Some(iy) = (oy * stride + ky).checked_sub(t).filter(|&iy| iy < h) else { continue };
-                    for ox in 0..wo {
-                        if let Some(ix) = (ox * stride + kx).checked_sub(l).filter(|&ix| ix < w) {
-                            dst[oy * wo + ox] = x[(ci * h + iy) * w + ix];
-                        }
-                    }
-                }
+    let planes = cols.chunks_exact_mut(ho * wo);
+    for (q, dst) in planes.enumerate().take(cin * k * k) {
+        let (ci, ky, kx) = (q / (k * k), q / k % k, q % k);
+        // Output columns `lo..hi` read input columns `ox * stride + kx - l`, all inside the image.
+        let lo = l.saturating_sub(kx).div_ceil(stride).min(wo);
+        let hi = (w + l).saturating_sub(kx).div_ceil(stride).clamp(lo, wo);
+        for (oy, row) in dst.chunks_exact_mut(wo).enumerate() {
+            let Some(iy) = (oy * stride + ky).checked_sub(t).filter(|&iy| iy < h) else {
+                row.fill(0.0);
+                continue;
+            };
+            row[..lo].fill(0.0);
+            row[hi..].fill(0.0);
+            if lo == hi {
+                continue;
+            }
+            let line = &x[(ci * h + iy) * w..][..w];
+            let first = lo * stride + kx - l;
+            if stride == 1 {
+                row[lo..hi].copy_from_slice(&line[first..first + hi - lo]);
+            } else {
+                row[lo..hi].iter_mut().zip(line[first..].iter().step_by(stride)).for_each(|(d, &v)| *d = v);
             }
         }
     }
     (ho, wo)
 }
 
-/// `out[j] = bias[j] + sum_k w[j, k] x[k]` (`w` row-major `[out, in]`): the classifier and the
-/// two SE layers, where the input is one vector.
-pub(crate) fn dense_into(x: &[f32], w: &[f32], bias: &[f32], out: &mut [f32]) {
-    assert!(w.len() == bias.len() * x.len() && out.len() == bias.len(), "dense_into: sizes");
-    for ((o, row), &b) in out.iter_mut().zip(w.chunks_exact(x.len().max(1))).zip(bias) {
-        *o = b + simd(
+/// A dense layer on one vector (the classifier and the two SE layers), its weights stored
+/// transposed, `[in, out]`: the output is then built as a sum of scaled weight rows, which
+/// runs in vector lanes over the outputs. (As dot products over the inputs, the SE expand
+/// layer's 20-100 inputs per output ran mostly in scalar tails.)
+pub(crate) struct Dense {
+    wt: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Dense {
+    /// From row-major `[out, in]` weights `w` and `bias` `[out]`.
+    pub(crate) fn new(w: &[f32], bias: Vec<f32>) -> Self {
+        let (outs, ins) = (bias.len(), w.len() / bias.len().max(1));
+        assert!(ins * outs == w.len(), "Dense::new: {} weights for {outs} outputs", w.len());
+        let wt = (0..ins * outs).map(|j| w[(j % outs) * ins + j / outs]).collect();
+        Self { wt, bias }
+    }
+
+    pub(crate) fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// `out = bias + W x`.
+    pub(crate) fn apply(&self, x: &[f32], out: &mut [f32]) {
+        assert!(self.wt.len() == x.len() * out.len() && out.len() == self.bias.len(), "Dense::apply: sizes");
+        out.copy_from_slice(&self.bias);
+        simd(
             #[inline(always)]
-            || dot(row, x),
-        );
+            || {
+                for (row, &xv) in self.wt.chunks_exact(out.len().max(1)).zip(x) {
+                    out.iter_mut().zip(row).for_each(|(o, &w)| *o += xv * w);
+                }
+            },
+        )
     }
 }
 
-/// Dot product with 32 partial sums: four vectors of eight, so the adds of one do not wait on
-/// the one before (with a single vector the loop runs at the add's latency).
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const PARTS: usize = 32;
-    let mut part = [0.0f32; PARTS];
-    let (ac, bc) = (a.chunks_exact(PARTS), b.chunks_exact(PARTS));
-    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..PARTS {
-            part[i] += x[i] * y[i];
-        }
-    }
-    part.iter().sum::<f32>() + tail
-}
-
-/// The SE gate from the squeezed means: `sigmoid(W_e act(W_r m + b_r) + b_e)`; `hidden` is
-/// scratch.
-#[allow(clippy::too_many_arguments)]
+/// The SE gate from the squeezed means: `sigmoid(expand(act(reduce(m))))`; `hidden` is scratch.
 pub(crate) fn se_gate(
     means: &[f32],
-    (reduce_w, reduce_b): (&[f32], &[f32]),
-    (expand_w, expand_b): (&[f32], &[f32]),
+    reduce: &Dense,
+    expand: &Dense,
     act: Act,
     hidden: &mut Vec<f32>,
     gate: &mut Vec<f32>,
 ) {
-    hidden.resize(reduce_b.len(), 0.0);
-    gate.resize(expand_b.len(), 0.0);
-    dense_into(means, reduce_w, reduce_b, hidden);
+    hidden.resize(reduce.outputs(), 0.0);
+    gate.resize(expand.outputs(), 0.0);
+    reduce.apply(means, hidden);
     hidden.iter_mut().for_each(|v| *v = activate(*v, act));
-    dense_into(hidden, expand_w, expand_b, gate);
+    expand.apply(hidden, gate);
     gate.iter_mut().for_each(|v| *v = sigmoid(*v));
 }
 
@@ -247,17 +265,41 @@ mod tests {
 
     #[test]
     fn im2col_then_pointwise_is_the_dense_conv() -> Result<()> {
-        for (padding, stride, (h, w)) in [(Padding::TfSame, 2, (11, 10)), (Padding::PytorchSymmetric, 1, (6, 7))] {
+        use Padding::{PytorchSymmetric as Sym, TfSame as Tf};
+        let cases =
+            [(Tf, 3, 2, (11, 10)), (Sym, 3, 1, (6, 7)), (Sym, 5, 2, (9, 8)), (Tf, 5, 1, (5, 6)), (Sym, 3, 3, (4, 5))];
+        for (padding, k, stride, (h, w)) in cases {
             let x = rand(&[1, 3, h, w], 1, DType::F32)?;
-            let wt = rand(&[5, 3, 3, 3], 2, DType::F32)?;
-            let [t, b, l, r] = conv_padding(padding, 3, 1, stride, h, w);
+            let wt = rand(&[5, 3, k, k], 2, DType::F32)?;
+            let [t, b, l, r] = conv_padding(padding, k, 1, stride, h, w);
             let want = x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)?.conv2d(&wt, 0, stride, 1, 1)?;
-            let mut cols = Vec::new();
-            let (ho, wo) = im2col(&vec(&x)?, 3, (h, w), 3, stride, padding, &mut cols);
+            // A dirty buffer: every column must be written.
+            let mut cols = vec![f32::NAN; 7];
+            let (ho, wo) = im2col(&vec(&x)?, 3, (h, w), k, stride, padding, &mut cols);
             let mut out = vec![0.0; 5 * ho * wo];
-            pointwise_into(&cols, ho * wo, &vec(&wt)?, &[(27, 5)], &[0.0; 5], Act::None, None, &mut out, false);
-            assert_close(&Tensor::from_vec(out, want.shape(), &Device::Cpu)?, &want, 1e-5, &format!("{padding:?}"))?;
+            pointwise_into(&cols, ho * wo, &vec(&wt)?, &[(3 * k * k, 5)], &[0.0; 5], Act::None, None, &mut out, false);
+            let what = format!("{padding:?} k{k} s{stride}");
+            assert_close(&Tensor::from_vec(out, want.shape(), &Device::Cpu)?, &want, 1e-5, &what)?;
         }
         Ok(())
+    }
+
+    #[test]
+    fn dense_is_the_matrix_vector_product() {
+        for (ins, outs) in [(1, 1), (7, 3), (20, 240), (240, 20), (33, 9)] {
+            let w: Vec<f32> = (0..ins * outs).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let x: Vec<f32> = (0..ins).map(|i| (i as f32 * 0.7).sin()).collect();
+            let bias: Vec<f32> = (0..outs).map(|o| o as f32 * 0.1 - 1.0).collect();
+            let mut got = vec![f32::NAN; outs];
+            Dense::new(&w, bias.clone()).apply(&x, &mut got);
+            for o in 0..outs {
+                let want = bias[o] as f64 + (0..ins).map(|i| w[o * ins + i] as f64 * x[i] as f64).sum::<f64>();
+                assert!(
+                    (got[o] as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "{ins}x{outs} output {o}: {} vs {want}",
+                    got[o]
+                );
+            }
+        }
     }
 }
