@@ -25,17 +25,60 @@ pub(crate) fn bias_act_in_place(row: &mut [f32], bias: f32, act: Act) {
     }
 }
 
+/// `dst = act(src + bias)` row by row: `dst` holds rows of `width`, `src` the same rows
+/// `ld` apart (the MixConv's accumulator, whose rows are wider than the output's). One pass
+/// instead of a copy and a pass, and one call for the whole plane: rows are short (7-56).
+#[inline(always)]
+pub(crate) fn bias_act_rows(src: &[f32], ld: usize, dst: &mut [f32], width: usize, bias: f32, act: Act) {
+    let rows = dst.len() / width.max(1);
+    assert!(rows * width == dst.len() && ld >= width, "bias_act_rows: {} outputs in rows of {width}", dst.len());
+    assert!(rows == 0 || src.len() >= (rows - 1) * ld + width, "bias_act_rows: source too short");
+    match act {
+        Act::None | Act::Relu => simd(
+            #[inline(always)]
+            || {
+                for (d, s) in dst.chunks_exact_mut(width.max(1)).zip(src.chunks(ld.max(1))) {
+                    match act {
+                        Act::Relu => d.iter_mut().zip(s).for_each(|(d, &v)| *d = (v + bias).max(0.0)),
+                        _ => d.iter_mut().zip(s).for_each(|(d, &v)| *d = v + bias),
+                    }
+                }
+            },
+        ),
+        // SAFETY: sizes checked above; `src` and `dst` are distinct borrows.
+        Act::Swish => unsafe { swish((src.as_ptr(), ld), (dst.as_mut_ptr(), width), width, rows, bias) },
+    }
+}
+
 /// `row = swish(row + bias)`.
 #[inline(always)]
 fn swish_in_place(row: &mut [f32], bias: f32) {
+    let p = row.as_mut_ptr();
+    // SAFETY: one row of `len` elements; reading and writing the same element is allowed.
+    unsafe { swish((p, row.len()), (p, row.len()), row.len(), 1, bias) }
+}
+
+/// `dst[r][i] = swish(src[r][i] + bias)` for `rows` rows of `width`, each pointer with its
+/// row pitch.
+///
+/// # Safety
+/// The rows are valid for reads (`src`) and writes (`dst`); the two are the same or disjoint.
+#[inline(always)]
+unsafe fn swish(src: (*const f32, usize), dst: (*mut f32, usize), width: usize, rows: usize, bias: f32) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were detected just above.
-        return unsafe { avx2::swish_in_place(row, bias) };
+        // SAFETY: the features were detected just above; the pointers as promised.
+        return avx2::swish(src, dst, width, rows, bias);
     }
     simd(
         #[inline(always)]
-        || row.iter_mut().for_each(|v| *v = activate(*v + bias, Act::Swish)),
+        || {
+            for r in 0..rows {
+                for i in 0..width {
+                    *dst.0.add(r * dst.1 + i) = activate(*src.0.add(r * src.1 + i) + bias, Act::Swish);
+                }
+            }
+        },
     )
 }
 
@@ -43,23 +86,24 @@ fn swish_in_place(row: &mut [f32], bias: f32) {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// Eight lanes at a time; the tail goes through a zero-padded block of eight, so every
-    /// element gets the same arithmetic.
+    /// Eight lanes at a time; a row's last `width % 8` elements go through a masked load
+    /// (zeros in the other lanes) and a masked store, so every element gets the same
+    /// arithmetic. Each block is loaded before it is stored, so `src` may be `dst`.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn swish_in_place(row: &mut [f32], bias: f32) {
+    pub(super) unsafe fn swish(src: (*const f32, usize), dst: (*mut f32, usize), width: usize, rows: usize, bias: f32) {
         let b = _mm256_set1_ps(bias);
-        let mut chunks = row.chunks_exact_mut(8);
-        for c in &mut chunks {
-            let p = c.as_mut_ptr();
-            _mm256_storeu_ps(p, swish8(_mm256_add_ps(_mm256_loadu_ps(p), b)));
-        }
-        let tail = chunks.into_remainder();
-        if !tail.is_empty() {
-            let mut block = [0f32; 8];
-            block[..tail.len()].copy_from_slice(tail);
-            let v = swish8(_mm256_add_ps(_mm256_loadu_ps(block.as_ptr()), b));
-            _mm256_storeu_ps(block.as_mut_ptr(), v);
-            tail.copy_from_slice(&block[..tail.len()]);
+        let whole = width / 8 * 8;
+        let tail = _mm256_set1_epi32((width - whole) as i32);
+        let mask = _mm256_cmpgt_epi32(tail, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for r in 0..rows {
+            let (s, d) = (src.0.add(r * src.1), dst.0.add(r * dst.1));
+            for i in (0..whole).step_by(8) {
+                _mm256_storeu_ps(d.add(i), swish8(_mm256_add_ps(_mm256_loadu_ps(s.add(i)), b)));
+            }
+            if whole < width {
+                let v = swish8(_mm256_add_ps(_mm256_maskload_ps(s.add(whole), mask), b));
+                _mm256_maskstore_ps(d.add(whole), mask, v);
+            }
         }
     }
 
@@ -98,7 +142,8 @@ mod tests {
     use super::*;
 
     /// Against f64 swish over the range where it matters and the clamped extremes, every
-    /// length from 0 to 19 (whole blocks of eight and every tail), for each activation.
+    /// length from 0 to 19 (whole blocks of eight and every tail), for each activation, in place
+    /// and copying.
     #[test]
     fn matches_f64_for_every_activation_and_tail() {
         let f64_act = |z: f64, act: Act| match act {
@@ -112,6 +157,18 @@ mod tests {
                 let xs: Vec<f32> = (0..len).map(|i| (i as f32 - 9.5) * 1.37).collect();
                 let mut row = xs.clone();
                 bias_act_in_place(&mut row, bias, act);
+                // The rows form, from a source with rows 3 wider (garbage between), as one row
+                // and as rows of every width that divides len.
+                for width in (1..=len).filter(|w| len % w == 0) {
+                    let ld = width + 3;
+                    let mut src = vec![f32::NAN; len / width * ld];
+                    for (r, chunk) in xs.chunks(width).enumerate() {
+                        src[r * ld..r * ld + width].copy_from_slice(chunk);
+                    }
+                    let mut rows = vec![f32::NAN; len];
+                    bias_act_rows(&src, ld, &mut rows, width, bias, act);
+                    assert_eq!(rows, row, "{act:?} len {len} width {width}: the rows form differs");
+                }
                 for (&x, &got) in xs.iter().zip(&row) {
                     let want = f64_act(x as f64 + bias as f64, act);
                     let err = (got as f64 - want).abs() / want.abs().max(1e-3);

@@ -249,21 +249,13 @@ impl Padded {
     }
 }
 
-/// Padded forward of one plane: `out = sum of the taps`, each output's taps summed in order
+/// Padded forward of one plane: the sum of the taps into `acc[..len]`, output row `oy` at
+/// `acc[oy * wq..][..wo]` (the columns between are scratch); each output's taps summed in order
 /// from zero, as in [`plane_fwd`]. The `len` positions run in blocks of up to 64 that are summed
 /// in registers over every tap and stored once, instead of `k * k` passes over an accumulator
-/// in memory; the output rows are then copied out of the accumulator.
+/// in memory.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn plane_fwd_padded<T: Real>(
-    geo: &Geom,
-    g: &Group,
-    wk: &[T],
-    x: &[T],
-    out: &mut [T],
-    xp: &mut PadBuf<T>,
-    acc: &mut Vec<T>,
-) {
+fn plane_fwd_padded<T: Real>(geo: &Geom, g: &Group, wk: &[T], x: &[T], xp: &mut PadBuf<T>, acc: &mut Vec<T>) {
     let pd = g.padded.as_ref().expect("called for groups on the padded path");
     pd.pad_input(geo, g, x, xp);
     // No zeroing: the blocks store every position.
@@ -274,9 +266,6 @@ fn plane_fwd_padded<T: Real>(
         32.. => tap_blocks::<T, 32>(wk, taps, xp, acc),
         8.. => tap_blocks::<T, 8>(wk, taps, xp, acc),
         _ => tap_blocks::<T, 1>(wk, taps, xp, acc),
-    }
-    for (oy, orow) in out.chunks_exact_mut(geo.wo).enumerate() {
-        orow.copy_from_slice(&acc[oy * pd.wq..oy * pd.wq + geo.wo]);
     }
 }
 
@@ -492,11 +481,14 @@ impl MixConvOp {
         let plane_in = geo.h * geo.w;
         let (g, wk) = geo.kernel(p % geo.c, w);
         let xs = &x[p * plane_in..(p + 1) * plane_in];
-        if g.padded.is_some() {
+        if let Some(pd) = &g.padded {
             simd(
                 #[inline(always)]
-                || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
+                || plane_fwd_padded(geo, g, wk, xs, xp, acc),
             );
+            for (oy, orow) in o.chunks_exact_mut(geo.wo).enumerate() {
+                orow.copy_from_slice(&acc[oy * pd.wq..oy * pd.wq + geo.wo]);
+            }
         } else {
             plane_fwd(geo, g, wk, xs, o);
         }

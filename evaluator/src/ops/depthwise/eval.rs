@@ -6,7 +6,7 @@
 use candle_core::Result;
 use rayon::prelude::*;
 
-use super::super::bias_act::bias_act_in_place;
+use super::super::bias_act::{bias_act_in_place, bias_act_rows};
 use super::super::cpu::{lane_sum, simd};
 use super::super::{Act, MixConvSpec};
 use super::{plane_fwd, plane_fwd_padded, Geom, PadBuf};
@@ -74,9 +74,9 @@ impl MixConvPlan {
         }
     }
 
-    /// Channel `ch` into `o`, `act(conv + b)`; returns the sum of `o`. The activation runs on
-    /// the output plane, not on the accumulator's wider rows: on 7x7 and 14x14 planes with
-    /// 9x9 kernels those are 1.5-2x the outputs.
+    /// Channel `ch` into `o`, `act(conv + b)`; returns the sum of `o`. On the padded path the
+    /// activation runs as the rows are copied out of the accumulator (whose rows are wider: 1.5-2x
+    /// the outputs on 7x7 and 14x14 planes with 9x9 kernels), one pass instead of two.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn channel(&self, ch: usize, x: &[f32], w: &[f32], o: &mut [f32], s: &mut Scratch, b: f32, act: Act) -> f32 {
@@ -84,17 +84,19 @@ impl MixConvPlan {
         let plane_in = geo.h * geo.w;
         let (g, wk) = geo.kernel(ch, w);
         let xs = &x[ch * plane_in..(ch + 1) * plane_in];
-        if g.padded.is_some() {
+        if let Some(pd) = &g.padded {
             let (xp, acc) = (&mut s.0, &mut s.1);
             simd(
                 #[inline(always)]
-                || plane_fwd_padded(geo, g, wk, xs, o, xp, acc),
+                || plane_fwd_padded(geo, g, wk, xs, xp, acc),
             );
+            // The output rows leave the accumulator through the activation.
+            bias_act_rows(acc, pd.wq, o, geo.wo, b, act);
         } else {
             o.fill(0.0);
             plane_fwd(geo, g, wk, xs, o);
+            bias_act_in_place(o, b, act);
         }
-        bias_act_in_place(o, b, act);
         simd(
             #[inline(always)]
             || lane_sum(o, |v| v),
