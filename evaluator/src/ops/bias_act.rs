@@ -1,5 +1,5 @@
-//! `row = act(row + bias)` in place, the epilogue of every conv on the eval path
-//! ([`crate::model::EvalNet`]). Swish is most of its cost: at batch 1 it was ~17% of MixNet-L's
+//! `act(x + bias)`, the epilogue of every conv on the eval path ([`crate::model::EvalNet`]): in
+//! place on a row, or row by row out of a wider buffer (the MixConv's accumulator). Swish is most of its cost: at batch 1 it was ~17% of MixNet-L's
 //! forward, as the `exp` polynomial in separate multiplies and adds and a divide. With AVX2 + FMA
 //! it runs eight lanes at a time with fused multiply-adds and a reciprocal estimate refined by
 //! one Newton step instead of the divide (within 1e-6 relative of f64, as the test checks);
