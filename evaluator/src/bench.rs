@@ -11,6 +11,7 @@ use rand_distr::StandardNormal;
 use serde::Serialize;
 use space::Arch;
 
+use crate::latency::measure::median;
 use crate::model::MixNet;
 use crate::train::loss::cross_entropy;
 use crate::train::optim::{Optimizer, OptimizerConfig, SgdConfig};
@@ -30,16 +31,6 @@ pub struct TrainBench {
     pub images_per_s: f64,
     /// Every timed step, for spread.
     pub steps_ms: Vec<f64>,
-}
-
-pub fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// Times training steps of `arch` as given (no proxy adaptation, so the network is timm's).

@@ -95,11 +95,13 @@ pub(crate) fn repeat<S: Send>(cfg: &MeasureConfig, mut run: impl FnMut() -> Resu
     })
 }
 
-/// The median of `v` (sorted in place); 0 for none.
-pub(crate) fn median(v: &mut [f64]) -> f64 {
+/// The median of `xs` (the mean of the middle two for an even count); NaN for none. The one
+/// median of the crate's timings (`nas bench`, the op benchmarks, latency tables).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {
-        0 => 0.0,
+        0 => f64::NAN,
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
@@ -108,10 +110,7 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
 pub(crate) fn summarise(mut ms: Vec<f64>) -> Measurement {
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
-    let median_ms = match n % 2 {
-        1 => ms[n / 2],
-        _ => (ms[n / 2 - 1] + ms[n / 2]) / 2.0,
-    };
+    let median_ms = median(&ms);
     // Nearest-rank percentiles.
     let rank = |q: f64| ms[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
     let (q25_ms, p90_ms) = (rank(0.25), rank(0.9));
@@ -122,6 +121,13 @@ pub(crate) fn summarise(mut ms: Vec<f64>) -> Measurement {
 mod tests {
     use super::*;
     use crate::latency::test_arch;
+
+    #[test]
+    fn median_of_odd_even_and_no_values() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
 
     #[test]
     fn stats_are_ordered_and_count_the_repeats() -> Result<()> {

@@ -146,10 +146,10 @@ impl TablePredictor {
             let (p, b) = (run(&probe)?, run(&base)?);
             Ok((p - b, b, nominal / reference.forward_ms()?))
         })?;
-        let (mut diffs, mut bases): (Vec<f64>, Vec<f64>) = triples.iter().map(|&(d, b, k)| (d * k, b * k)).unzip();
-        self.lock().bases.insert(key, measure::median(&mut bases));
+        let (diffs, bases): (Vec<f64>, Vec<f64>) = triples.iter().map(|&(d, b, k)| (d * k, b * k)).unzip();
+        self.lock().bases.insert(key, measure::median(&bases));
         // Noise can make a tiny part look negative; it cannot cost less than nothing.
-        Ok(measure::median(&mut diffs).max(0.0))
+        Ok(measure::median(&diffs).max(0.0))
     }
 
     /// The speed reference and its nominal time, measured (and saved) on a table's first use.

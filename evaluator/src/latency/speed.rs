@@ -72,11 +72,11 @@ impl SpeedReference {
 impl Relative {
     /// Adjusts (network, reference) pairs of times to a reference time of `nominal_ms`.
     fn from_pairs(pairs: &[(f64, f64)], nominal_ms: f64) -> Self {
-        let mut reference: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+        let reference: Vec<f64> = pairs.iter().map(|p| p.1).collect();
         Relative {
             raw: measure::summarise(pairs.iter().map(|p| p.0).collect()),
             adjusted_ms: measure::summarise(pairs.iter().map(|&(ms, r)| ms * nominal_ms / r).collect()).q25_ms,
-            reference_ms: measure::median(&mut reference),
+            reference_ms: measure::median(&reference),
         }
     }
 }

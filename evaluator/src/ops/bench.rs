@@ -8,6 +8,7 @@ use candle_core::{Device, Result, Tensor, Var};
 use serde::Serialize;
 
 use super::{reference, Act, DepthwiseGroup, MixConvSpec, Padding};
+use crate::latency::measure::median;
 
 /// Medians in milliseconds over repeats; `ref_*` is the stock-candle reference.
 #[derive(Clone, Debug, Serialize)]
@@ -26,11 +27,6 @@ type OpFn = Box<dyn Fn(&[Tensor]) -> Result<Tensor>>;
 /// Name, inputs, fast op, reference op.
 type Case = (String, Vec<Tensor>, OpFn, OpFn);
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Median forward and backward ms of `f` over `reps` runs after one warm-up.
 fn time(f: &OpFn, inputs: &[Tensor], reps: usize) -> Result<(f64, f64)> {
     let vars = inputs.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
@@ -44,7 +40,7 @@ fn time(f: &OpFn, inputs: &[Tensor], reps: usize) -> Result<(f64, f64)> {
         fwd.push((t1 - t0).as_secs_f64() * 1e3);
         bwd.push(t1.elapsed().as_secs_f64() * 1e3);
     }
-    Ok((median(fwd[1..].to_vec()), median(bwd[1..].to_vec())))
+    Ok((median(&fwd[1..]), median(&bwd[1..])))
 }
 
 fn rand(shape: &[usize]) -> Result<Tensor> {

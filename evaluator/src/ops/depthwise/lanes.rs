@@ -22,9 +22,10 @@ pub(super) fn pays(geo: &Geom) -> bool {
 /// planes, which interleave with the others' in `[n, c, h, w]`).
 #[derive(Clone, Copy)]
 struct Shared<T>(*mut T);
-// SAFETY: tasks write disjoint elements only (see the users).
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
+// SAFETY: tasks write disjoint elements only (see the users), and the elements themselves
+// may move between threads.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
     /// # Safety
