@@ -33,15 +33,21 @@ pub(crate) fn bias_act_rows(src: &[f32], ld: usize, dst: &mut [f32], width: usiz
     let rows = dst.len() / width.max(1);
     assert!(rows * width == dst.len() && ld >= width, "bias_act_rows: {} outputs in rows of {width}", dst.len());
     assert!(rows == 0 || src.len() >= (rows - 1) * ld + width, "bias_act_rows: source too short");
+    let (width, ld) = (width.max(1), ld.max(1));
     match act {
-        Act::None | Act::Relu => simd(
+        Act::None => simd(
             #[inline(always)]
             || {
-                for (d, s) in dst.chunks_exact_mut(width.max(1)).zip(src.chunks(ld.max(1))) {
-                    match act {
-                        Act::Relu => d.iter_mut().zip(s).for_each(|(d, &v)| *d = (v + bias).max(0.0)),
-                        _ => d.iter_mut().zip(s).for_each(|(d, &v)| *d = v + bias),
-                    }
+                for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks(ld)) {
+                    d.iter_mut().zip(s).for_each(|(d, &v)| *d = v + bias);
+                }
+            },
+        ),
+        Act::Relu => simd(
+            #[inline(always)]
+            || {
+                for (d, s) in dst.chunks_exact_mut(width).zip(src.chunks(ld)) {
+                    d.iter_mut().zip(s).for_each(|(d, &v)| *d = (v + bias).max(0.0));
                 }
             },
         ),

@@ -42,8 +42,8 @@ pub(crate) fn pointwise_into(
     assert!(x.len() == cin * hw && out.len() == cout * hw && bias.len() == cout, "pointwise_into: sizes");
     assert!(residual.is_none_or(|r| r.len() == out.len()), "pointwise_into: residual size");
     // About 128 KiB of outputs per tile (L2-resident), in multiples of 16 columns, and at
-    // least 256: each gemm call has a fixed cost, which 64-column tiles paid 200 times over on
-    // the 112x112 expand convs (measured: MixNet-S and -L ~4% faster than 64 KiB / 64).
+    // least 256: each gemm call has a fixed cost, which 64 KiB tiles paid ~300 times on
+    // MixNet-L's 112x112 expand conv (measured: MixNet-S and -L ~4% faster than 64 KiB / 64).
     let tile = ((32 * 1024 / cout.max(1)).clamp(256, 1024) / 16 * 16).min(hw);
     let tiles = hw.div_ceil(tile);
     let dst = Out(out.as_mut_ptr());
