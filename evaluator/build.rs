@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let mut files = Vec::new();
-    for dir in ["src/ops", "src/model", "src/latency"] {
+    for dir in ["../kernels/src", "src/model", "src/latency"] {
         println!("cargo:rerun-if-changed={dir}");
         collect(Path::new(dir), &mut files);
     }

@@ -11,10 +11,10 @@ use rand_distr::StandardNormal;
 use serde::Serialize;
 use space::Arch;
 
-use crate::latency::measure::median;
 use crate::model::MixNet;
 use crate::train::loss::cross_entropy;
 use crate::train::optim::{Optimizer, OptimizerConfig, SgdConfig};
+use kernels::stats::median;
 
 #[derive(Clone, Copy, Debug)]
 pub struct TrainBenchConfig {

@@ -4,7 +4,7 @@
 //! grouped 1x1 convs are one Conv with `group` when the slices are equal, else Split/Concat;
 //! SE is GlobalAveragePool -> Conv -> act -> Conv -> Sigmoid -> Mul; swish is x * Sigmoid(x);
 //! dropout is the identity at inference and is left out. Pads are fixed per conv from the
-//! input resolution, as `ops::conv_padding` computes them (TF SAME is asymmetric).
+//! input resolution, as `kernels::conv_padding` computes them (TF SAME is asymmetric).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,7 +14,7 @@ use space::{Arch, Block};
 
 use super::proto::{self, AttributeProto, NodeProto, TensorProto};
 use crate::model::MixNet;
-use crate::ops::{conv_padding, Act};
+use kernels::{conv_padding, Act};
 
 pub const OPSET: i64 = 17;
 /// IR version 8 is the one that goes with opset 17 (onnx 1.12).

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Result, Tensor};
+use kernels::stats::{median, nearest_rank};
 use serde::{Deserialize, Serialize};
 use space::Arch;
 
@@ -95,25 +96,11 @@ pub(crate) fn repeat<S: Send>(cfg: &MeasureConfig, mut run: impl FnMut() -> Resu
     })
 }
 
-/// The median of `xs` (the mean of the middle two for an even count); NaN for none. The one
-/// median of the crate's timings (`nas bench`, the op benchmarks, latency tables).
-pub fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 pub(crate) fn summarise(mut ms: Vec<f64>) -> Measurement {
     ms.sort_by(f64::total_cmp);
     let n = ms.len();
     let median_ms = median(&ms);
-    // Nearest-rank percentiles.
-    let rank = |q: f64| ms[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
-    let (q25_ms, p90_ms) = (rank(0.25), rank(0.9));
+    let (q25_ms, p90_ms) = (nearest_rank(&ms, 0.25), nearest_rank(&ms, 0.9));
     Measurement { median_ms, min_ms: ms[0], q25_ms, p90_ms, samples: n, threads: super::threads() }
 }
 
@@ -121,13 +108,6 @@ pub(crate) fn summarise(mut ms: Vec<f64>) -> Measurement {
 mod tests {
     use super::*;
     use crate::latency::test_arch;
-
-    #[test]
-    fn median_of_odd_even_and_no_values() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median(&[]).is_nan());
-    }
 
     #[test]
     fn stats_are_ordered_and_count_the_repeats() -> Result<()> {

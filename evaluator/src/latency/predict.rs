@@ -11,6 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use candle_core::Device;
+use kernels::stats::median;
 use space::Arch;
 
 use super::measure::{self, MeasureConfig};
@@ -147,9 +148,9 @@ impl TablePredictor {
             Ok((p - b, b, nominal / reference.forward_ms()?))
         })?;
         let (diffs, bases): (Vec<f64>, Vec<f64>) = triples.iter().map(|&(d, b, k)| (d * k, b * k)).unzip();
-        self.lock().bases.insert(key, measure::median(&bases));
+        self.lock().bases.insert(key, median(&bases));
         // Noise can make a tiny part look negative; it cannot cost less than nothing.
-        Ok(measure::median(&diffs).max(0.0))
+        Ok(median(&diffs).max(0.0))
     }
 
     /// The speed reference and its nominal time, measured (and saved) on a table's first use.

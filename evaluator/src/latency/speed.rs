@@ -10,6 +10,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor};
+use kernels::stats::median;
 
 use super::measure::{self, MeasureConfig, Measurement};
 use crate::model::{EvalNet, MixNet};
@@ -76,7 +77,7 @@ impl Relative {
         Relative {
             raw: measure::summarise(pairs.iter().map(|p| p.0).collect()),
             adjusted_ms: measure::summarise(pairs.iter().map(|&(ms, r)| ms * nominal_ms / r).collect()).q25_ms,
-            reference_ms: measure::median(&reference),
+            reference_ms: median(&reference),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! bias `shift`), so a conv, its BN and its activation are one kernel writing one buffer; the
 //! SE gate is folded into the project conv's weights; and the activations live in a few
 //! buffers reused across layers and calls. It runs the forward-only kernels of
-//! [`crate::ops::fused`] and gives the logits of `MixNet::forward_eval_unfused` up to f32
+//! [`kernels::fused`] and gives the logits of `MixNet::forward_eval_unfused` up to f32
 //! rounding (tests).
 //!
 //! Weights are copied at build time: rebuild after training or loading changes the model.
@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use super::layers::{BatchNorm, Pointwise, SqueezeExcite};
 use super::{MixBlock, MixNet};
-use crate::ops::fused::{self, Dense};
-use crate::ops::{Act, MixConvPlan, MixConvSpec, Padding};
+use kernels::fused::{self, Dense};
+use kernels::{Act, MixConvPlan, MixConvSpec, Padding};
 
 fn values(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()

@@ -1,12 +1,12 @@
 //! The layers a MixNet is made of, each a small struct over named parameters, all running on
-//! the fast ops in [`crate::ops`]. `train` selects batch statistics (and updates the running
+//! the fast ops in [`kernels`]. `train` selects batch statistics (and updates the running
 //! ones) or the folded eval-mode affine.
 
 use candle_core::{Result, Tensor, Var};
 use space::{Block, Padding};
 
 use super::params::ParamStore;
-use crate::ops::{self, Act, MixConvSpec};
+use kernels::{Act, MixConvSpec};
 
 /// BatchNorm with running statistics (PyTorch momentum convention), fused with an activation.
 pub struct BatchNorm {
@@ -35,9 +35,9 @@ impl BatchNorm {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if !train {
             let (scale, shift) = self.folded()?;
-            return ops::channel_affine(x, &scale, &shift, self.act);
+            return kernels::channel_affine(x, &scale, &shift, self.act);
         }
-        let (y, stats) = ops::batch_norm_train(x, &self.gamma, &self.beta, self.eps, self.act)?;
+        let (y, stats) = kernels::batch_norm_train(x, &self.gamma, &self.beta, self.eps, self.act)?;
         let m = self.momentum;
         self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (stats.mean * m)?)?)?;
         self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (stats.var_unbiased * m)?)?)?;
@@ -77,12 +77,12 @@ impl Conv {
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
-        let [t, b, l, r] = ops::conv_padding(self.padding, self.kernel, 1, self.stride, h, w);
+        let [t, b, l, r] = kernels::conv_padding(self.padding, self.kernel, 1, self.stride, h, w);
         let x = if t + b + l + r > 0 { x.pad_with_zeros(2, t, b)?.pad_with_zeros(3, l, r)? } else { x.clone() };
         // As a 1x1 conv over unfolded patches: gemm instead of candle's direct loop.
         let (cout, cin, k, _) = self.weight.dims4()?;
         let flat = self.weight.as_tensor().reshape((cout, cin * k * k, 1, 1))?;
-        ops::pointwise(&ops::im2col(&x, self.kernel, self.stride)?, &[flat])
+        kernels::pointwise(&kernels::im2col(&x, self.kernel, self.stride)?, &[flat])
     }
 }
 
@@ -102,7 +102,7 @@ impl Pointwise {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::pointwise(x, &self.weights)
+        kernels::pointwise(x, &self.weights)
     }
 }
 
@@ -127,7 +127,7 @@ impl MixConv {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        ops::mix_conv(x, &self.weights, &self.spec)
+        kernels::mix_conv(x, &self.weights, &self.spec)
     }
 }
 
@@ -156,14 +156,14 @@ impl SqueezeExcite {
             let w = w.as_tensor().flatten_from(1)?;
             v.matmul(&w.t()?)?.broadcast_add(b.as_tensor())
         };
-        let pooled = ops::channel_mean(x)?;
+        let pooled = kernels::channel_mean(x)?;
         let s = dense(&pooled, &self.reduce_w, &self.reduce_b)?;
         let s = match self.act {
-            Act::Swish => ops::swish(&s)?,
+            Act::Swish => kernels::swish(&s)?,
             Act::Relu => s.relu()?,
             Act::None => s,
         };
         let gate = candle_nn::ops::sigmoid(&dense(&s, &self.expand_w, &self.expand_b)?)?;
-        ops::channel_scale(x, &gate)
+        kernels::channel_scale(x, &gate)
     }
 }

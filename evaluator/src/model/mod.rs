@@ -13,8 +13,8 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::Rng;
 use space::{Arch, Block};
 
-use crate::ops::Act;
 pub use eval::EvalNet;
+use kernels::Act;
 use layers::{BatchNorm, Conv, MixConv, Pointwise, SqueezeExcite};
 pub use params::{Named, ParamStore};
 
@@ -175,7 +175,7 @@ impl MixNet {
             h = h.detach();
         }
         h = self.head.1.forward(&self.head.0.forward(&h)?, train)?;
-        crate::ops::channel_mean(&h)
+        kernels::channel_mean(&h)
     }
 
     /// Eval-mode logits `[N, classes]`, through the training ops, with the weights as they are

@@ -1,0 +1,91 @@
+//! `nas bench`: the numbers to hold against PyTorch and ONNX Runtime, one JSON line each, with
+//! the same fields as `shared/bench/torch_reference.py` and `ort_reference.py`.
+
+use clap::{Args, Subcommand};
+use evaluator::bench::{peak_rss_mib, train_step, TrainBenchConfig};
+use evaluator::latency::measure::{measure, MeasureConfig};
+use serde_json::json;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Training step (forward, cross-entropy, backward, SGD-momentum) -> step_ms, images_per_s.
+    Train {
+        #[arg(long, default_value = "mixnet-s")]
+        arch: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 32)]
+        res: usize,
+        #[arg(long, default_value_t = 10)]
+        classes: usize,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+    },
+    /// Eval-mode inference at 224x224, batch 1 -> ms (median).
+    Latency {
+        #[arg(long, default_value = "mixnet-s")]
+        arch: String,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 224)]
+        res: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+    },
+    /// Per-op micro-benchmarks (forward and backward), ours against candle's reference ops.
+    Ops {
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+        /// Only the ops whose name contains this text (e.g. "pointwise", "bn").
+        #[arg(long, default_value = "")]
+        only: String,
+    },
+}
+
+fn arch(spec: &str) -> Result<space::Arch, String> {
+    space::load_arch(spec).map_err(|e| e.to_string())
+}
+
+pub fn exec(a: BenchArgs) -> Result<i32, String> {
+    match a.what {
+        BenchWhat::Train { arch: spec, batch, res, classes, threads, warmup, repeats } => {
+            let threads = evaluator::set_threads(threads);
+            let cfg = TrainBenchConfig { batch, resolution: res, classes, warmup, repeats };
+            let r = train_step(&arch(&spec)?, &cfg).map_err(|e| e.to_string())?;
+            let line = json!({"what": "train", "model": spec, "batch": batch, "res": res, "threads": threads,
+                "step_ms": (r.step_ms * 100.0).round() / 100.0, "images_per_s": (r.images_per_s * 10.0).round() / 10.0,
+                "peak_rss_mib": peak_rss_mib().map(|m| m.round()), "mixnas": env!("CARGO_PKG_VERSION")});
+            println!("{line}");
+        }
+        BenchWhat::Latency { arch: spec, threads, res, warmup, repeats } => {
+            let threads = evaluator::set_threads(threads);
+            let cfg = MeasureConfig { resolution: res, batch: 1, warmup, repeats, max_seconds: 60.0 };
+            let m = measure(&arch(&spec)?, &cfg).map_err(|e| e.to_string())?;
+            let line = json!({"what": "latency", "model": spec, "res": res, "batch": 1, "threads": threads,
+                "ms": (m.median_ms * 100.0).round() / 100.0, "min_ms": (m.min_ms * 100.0).round() / 100.0,
+                "p90_ms": (m.p90_ms * 100.0).round() / 100.0, "mixnas": env!("CARGO_PKG_VERSION")});
+            println!("{line}");
+        }
+        BenchWhat::Ops { threads, repeats, only } => {
+            evaluator::set_threads(threads);
+            for t in kernels::bench::run(threads, repeats, &only).map_err(|e| e.to_string())? {
+                println!("{}", serde_json::to_string(&t).map_err(|e| e.to_string())?);
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,57 @@
+//! `nas search --broker`: the distributed executor for a run, and the run's id on the broker
+//! (kept in `broker.json` in the run folder, so a resumed coordinator finds its results).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::search::SearchArgs;
+use search::distributed::{BrokerSettings, EvalSetup, NatsExecutor};
+use search::evaluate::Executor;
+use search::runner::RunConfig;
+
+#[derive(Serialize, Deserialize)]
+struct BrokerRecord {
+    run_id: String,
+    broker: String,
+}
+
+/// The run id of `dir` if it ran on a broker before, else a fresh one.
+fn run_id(resume: Option<&Path>) -> Result<String, String> {
+    if let Some(path) = resume.map(|d| d.join("broker.json")).filter(|p| p.exists()) {
+        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let r: BrokerRecord = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(r.run_id);
+    }
+    // Unique per coordinator start, not drawn from --seed: two runs with one seed must not
+    // share a queue.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    Ok(format!("r{:x}{:x}", nanos as u64, std::process::id()))
+}
+
+/// Connects to the broker and builds the executor (loading the proxy data for its fingerprint),
+/// before anything is written.
+pub fn executor(url: &str, args: &SearchArgs, config: &RunConfig) -> Result<(Box<dyn Executor>, String), String> {
+    let run_id = run_id(args.resume.as_deref())?;
+    let setup = EvalSetup {
+        evaluator: config.evaluator.clone(),
+        data: config.data.clone(),
+        proxy: config.proxy.clone(),
+        seed: config.seed,
+    };
+    let (_, fingerprint) = setup.build(None)?;
+    let settings = BrokerSettings {
+        url: url.into(),
+        ack_wait: Duration::from_secs_f64(args.ack_wait),
+        max_deliver: args.max_deliver,
+    };
+    let executor = NatsExecutor::connect(&settings, &run_id, setup, fingerprint, config.workers)?;
+    eprintln!("nas search: run {run_id} on {url} (trials wait for `nas worker --broker {url}`)");
+    Ok((Box::new(executor), run_id))
+}
+
+/// Writes `broker.json` once the run folder exists.
+pub fn record_run_id(dir: &Path, url: &str, run_id: &str) -> Result<(), String> {
+    search::results::write_json(&dir.join("broker.json"), &BrokerRecord { run_id: run_id.into(), broker: url.into() })
+}

@@ -1,0 +1,218 @@
+//! `nas search`: flags over `configs/search.json` (or `--config`) into a [`RunConfig`], then
+//! the [`Runner`]. All checks happen before the run folder is created.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+
+use search::evaluate::{Evaluator, LocalPool, SurrogateEvaluator};
+use search::reward::{LatencyBudget, Reward, Target};
+use search::runner::{RunConfig, Runner};
+use search::strategy::StrategyKind;
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Latency target at 224x224, batch 1: 75ms, 0.075s or 75000us.
+    #[arg(long, value_name = "TIME", help_heading = "Search options")]
+    pub target_latency: Option<LatencyBudget>,
+    /// soft (alpha = beta = -0.07) or hard (alpha = 0, beta = -1).
+    #[arg(long, value_parser = ["soft", "hard"], help_heading = "Search options")]
+    pub reward: Option<String>,
+    /// Reward exponent while within the target (overrides --reward).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Search options")]
+    pub alpha: Option<f64>,
+    /// Reward exponent above the target (overrides --reward).
+    #[arg(long, allow_hyphen_values = true, help_heading = "Search options")]
+    pub beta: Option<f64>,
+    /// reinforce, ppo, random or evolution.
+    #[arg(long, help_heading = "Search options")]
+    pub strategy: Option<StrategyKind>,
+    #[arg(long, value_name = "N", help_heading = "Search options")]
+    pub trials: Option<usize>,
+    /// Wall-clock budget: 90s, 30m or 2h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Search options")]
+    pub time: Option<f64>,
+    #[arg(long, help_heading = "Search options")]
+    pub seed: Option<u64>,
+    /// A search-space file (default: the embedded MixNet space).
+    #[arg(long, help_heading = "Search options")]
+    pub space: Option<String>,
+    /// Parallel evaluations.
+    #[arg(long, value_name = "W", help_heading = "Evaluation options")]
+    pub workers: Option<usize>,
+    /// CPU threads in total, shared by the workers.
+    #[arg(long, value_name = "N", help_heading = "Evaluation options")]
+    pub threads: Option<usize>,
+    /// proxy (real training) or surrogate (closed form, for testing).
+    #[arg(long, value_parser = ["proxy", "surrogate"], help_heading = "Evaluation options")]
+    pub evaluator: Option<String>,
+    /// Proxy data: `default` or a data folder.
+    #[arg(long, help_heading = "Evaluation options")]
+    pub data: Option<String>,
+    /// Evaluate on `nas worker` processes through this NATS JetStream server (nats://HOST:4222).
+    #[arg(long, value_name = "URL", help_heading = "Distributed options")]
+    pub broker: Option<String>,
+    /// With --broker: a trial without an ack for this long goes to another worker (30s, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s", requires = "broker", help_heading = "Distributed options")]
+    pub ack_wait: f64,
+    /// With --broker: deliveries before a trial is recorded as failed.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..), requires = "broker", help_heading = "Distributed options")]
+    pub max_deliver: i64,
+    /// Run folder (default: results/run-<time>).
+    #[arg(long, help_heading = "Output options")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR.
+    #[arg(long, value_name = "DIR", conflicts_with = "out", help_heading = "Output options")]
+    pub resume: Option<PathBuf>,
+    /// Defaults file [default: configs/search.json if present].
+    #[arg(long, help_heading = "Output options")]
+    pub config: Option<PathBuf>,
+    /// No progress line.
+    #[arg(long, help_heading = "Output options")]
+    pub quiet: bool,
+}
+
+pub(crate) fn parse_duration(s: &str) -> Result<f64, String> {
+    let bad = || format!("invalid duration `{s}` (hint: 90s, 30m or 2h)");
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?);
+    let scale = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    n.parse::<f64>().ok().filter(|v| *v > 0.0).map(|v| v * scale).ok_or_else(bad)
+}
+
+fn base_config(args: &SearchArgs) -> Result<RunConfig, String> {
+    if let Some(dir) = &args.resume {
+        return Runner::read_config(dir);
+    }
+    let path = match &args.config {
+        Some(p) => p.clone(),
+        None if Path::new("configs/search.json").exists() => PathBuf::from("configs/search.json"),
+        None => return Ok(RunConfig::default()),
+    };
+    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
+    if let Some(t) = a.target_latency {
+        c.reward.target = Target::Latency(t);
+    }
+    match a.reward.as_deref() {
+        Some("hard") => c.reward = Reward::hard(c.reward.target),
+        Some(_) => c.reward = Reward::soft(c.reward.target),
+        None => {}
+    }
+    c.reward.alpha = a.alpha.unwrap_or(c.reward.alpha);
+    c.reward.beta = a.beta.unwrap_or(c.reward.beta);
+    c.strategy.kind = a.strategy.unwrap_or(c.strategy.kind);
+    c.trials = a.trials.unwrap_or(c.trials);
+    c.time_seconds = a.time.or(c.time_seconds);
+    c.seed = a.seed.unwrap_or(c.seed);
+    c.space = a.space.clone().unwrap_or(c.space);
+    c.workers = a.workers.unwrap_or(c.workers).max(1);
+    c.threads = a.threads.unwrap_or(c.threads).max(1);
+    c.evaluator = a.evaluator.clone().unwrap_or(c.evaluator);
+    c.data = a.data.clone().unwrap_or(c.data);
+    Ok(c)
+}
+
+fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
+    let s = match c.space.as_str() {
+        "default" => ::space::SearchSpace::default_space(),
+        path => ::space::SearchSpace::load(path).map_err(|e| e.to_string())?,
+    };
+    Ok(match c.classes {
+        Some(n) => s.with_classes(n),
+        None => s,
+    })
+}
+
+fn evaluator(c: &RunConfig) -> Result<Arc<dyn Evaluator>, String> {
+    match c.evaluator.as_str() {
+        "surrogate" => Ok(Arc::new(SurrogateEvaluator)),
+        "proxy" => {
+            evaluator::set_threads(c.threads);
+            let proxy = search::proxy::ProxyEvaluator::from_settings(&c.data, &c.proxy, c.seed)?;
+            eprintln!(
+                "proxy data: {} ({} train / {} validation images, {} classes), {} epochs per trial",
+                c.data,
+                proxy.data.train.len(),
+                proxy.data.val.len(),
+                proxy.data.train.num_classes(),
+                proxy.proxy.epochs
+            );
+            Ok(Arc::new(proxy))
+        }
+        other => Err(format!("unknown evaluator `{other}` (hint: proxy or surrogate)")),
+    }
+}
+
+/// Warns when no architecture of the space can meet the latency target, judged by this
+/// machine's lookup table (the source of every trial's latency) on the space's fastest points.
+/// The surrogate evaluator has its own latency model and gets no warning.
+fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace) -> Result<(), String> {
+    let Target::Latency(t) = c.reward.target else { return Ok(()) };
+    if c.evaluator == "surrogate" {
+        return Ok(());
+    }
+    let setting: search::proxy::ProxySettings =
+        serde_json::from_value(c.proxy.clone()).map_err(|e| format!("search config: proxy: {e}"))?;
+    let fastest = search::proxy::fastest_in_space(space, &setting.latency)?;
+    if t.ms() < fastest {
+        eprintln!(
+            "nas: warning: target {t} is unreachable: the fastest architectures of the space take about {fastest:.1}ms here (lookup-table prediction at {}x{}, {} thread(s)); the search goes on and favours the fastest it finds",
+            setting.latency.resolution, setting.latency.resolution, setting.latency.threads
+        );
+    }
+    Ok(())
+}
+
+pub fn exec(args: SearchArgs) -> Result<i32, String> {
+    let config = apply_flags(base_config(&args)?, &args)?;
+    let space = load_space(&config)?;
+    let (pool, run_id): (Box<dyn search::evaluate::Executor>, _) = match &args.broker {
+        Some(url) => super::broker::executor(url, &args, &config)?,
+        None => (Box::new(LocalPool::new(evaluator(&config)?, config.workers)), String::new()),
+    };
+    warn_if_unreachable(&config, &space)?;
+    let mut runner = match &args.resume {
+        Some(dir) => Runner::resume(dir, config, space, pool)?,
+        None => {
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("results/run-{}", search::results::unix_now() as u64)));
+            let fresh = !dir.exists();
+            Runner::create(&dir, config, space, pool).inspect_err(|_| {
+                if fresh {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            })?
+        }
+    };
+    if let Some(url) = &args.broker {
+        super::broker::record_run_id(runner.dir(), url, &run_id)?;
+    }
+    runner = runner.with_progress(!args.quiet);
+    let s = runner.run()?;
+    let best = match (s.best_reward, s.best_accuracy, s.best_latency_ms) {
+        (Some(r), Some(a), Some(l)) => {
+            format!("best trial {} reward {r:.4} accuracy {a:.4} latency {l:.1}ms", s.best_trial.unwrap_or(0))
+        }
+        _ => "no trial finished".into(),
+    };
+    eprintln!("nas search: {} trials ({} failed, {} cached), {best}", s.trials, s.failed + s.invalid, s.cached);
+    let dir = runner.dir().display().to_string();
+    if runner.dir().join("best.json").is_file() {
+        eprintln!("results in {dir}: best.json (nas inspect {dir}/best.json; nas train --arch {dir}/best.json ...), pareto.json, summary.json, trials.jsonl");
+    } else {
+        eprintln!("results in {dir}: no trial has a reward yet, so no best.json; more trials: nas search --resume {dir} --trials N");
+    }
+    eprintln!("to scale up: --config configs/search-cifar.json --data <CIFAR-10 folder> (48 trials, 3 proxy epochs at 32 px), --trials 200 or --time 2h, --workers/--threads, and proxy.epochs / proxy.train_per_class in the config");
+    Ok(if s.failed + s.invalid > 0 { 1 } else { 0 })
+}
