@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::scale;
+use crate::scale::{self, Partition};
 
 /// The `format` value this version reads and writes.
 pub const ARCH_FORMAT: &str = "mixnas.arch/1";
@@ -82,14 +82,6 @@ pub struct Block {
 
 fn yes() -> bool {
     true
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Partition {
-    #[default]
-    Equal,
-    Exponential,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

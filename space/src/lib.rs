@@ -10,11 +10,12 @@ pub mod load;
 pub mod presets;
 pub mod scale;
 pub mod searchspace;
+pub mod table;
 pub mod validate;
 
-pub use arch::{
-    Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Partition, Provenance, Stem, ARCH_FORMAT,
-};
+pub use arch::{Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Provenance, Stem, ARCH_FORMAT};
 pub use cost::{cost, Cost, CostReport};
 pub use load::{load_arch, parse_arch, ArchError};
+pub use scale::Partition;
 pub use searchspace::{Decision, SearchSpace};
+pub use table::{Base, Pick, Row};

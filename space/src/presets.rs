@@ -1,35 +1,25 @@
-//! The reference networks as row tables (one row per line, repeats expanded by [`expand`]).
-//! `configs/<name>.json` holds the same architectures; a test keeps the two identical.
+//! The reference networks as block tables, one row per line. A preset's row has one option per
+//! field, so [`Row::blocks`] at the default [`Pick`] expands it, as the search space decodes.
+//! `configs/<name>.json` holds the same architectures; `tests/configs.rs` keeps them identical.
 
-use crate::arch::{Activation, Arch, BatchNorm, Block, Head, Padding, Partition, Stem, ARCH_FORMAT};
+use crate::arch::{Activation, Arch, BatchNorm, Head, Padding, Stem};
 use crate::scale::round_filters;
+use crate::table::{Base, Pick, Row};
 
 /// Names accepted wherever an architecture file is.
 pub const PRESETS: &[&str] = &["mixnet-s", "mixnet-m", "mixnet-l", "mobilenetv2", "mnasnet-a1"];
 
-/// One row of a block table: `repeats` layers, the first with `stride` and `in_ch`.
-struct Row {
-    repeats: usize,
-    in_ch: usize,
-    out: usize,
-    kernels: &'static [usize],
-    expand: usize,
-    expand_groups: usize,
-    project_groups: usize,
-    stride: usize,
-    se: Option<f64>,
-    act: Activation,
-}
-
 const R: Activation = Activation::Relu;
 const SW: Activation = Activation::Swish;
 
+/// A preset's row: one option per field, so its only point is `repeats` layers of one block
+/// (the first with `stride` and `in_ch`).
 #[allow(clippy::too_many_arguments)]
-const fn row(
+fn row(
     repeats: usize,
     in_ch: usize,
     out: usize,
-    kernels: &'static [usize],
+    kernels: &[usize],
     expand: usize,
     expand_groups: usize,
     project_groups: usize,
@@ -37,121 +27,118 @@ const fn row(
     se: Option<f64>,
     act: Activation,
 ) -> Row {
-    Row { repeats, in_ch, out, kernels, expand, expand_groups, project_groups, stride, se, act }
+    Row {
+        in_ch,
+        out,
+        stride,
+        kernels: vec![kernels.to_vec()],
+        expand: vec![expand],
+        expand_groups: vec![expand_groups],
+        project_groups: vec![project_groups],
+        se: vec![se],
+        act: vec![act],
+        layers: vec![repeats],
+    }
 }
 
 #[rustfmt::skip]
-const MIXNET_S: &[Row] = &[
-    //  r   in   out  kernels            e  ga gp  s  se          act      (resolution at 224)
-    row(1,  16,  16, &[3],               1, 1, 1, 1, None,       R),  // 112
-    row(1,  16,  24, &[3],               6, 2, 2, 2, None,       R),  // 112 -> 56
-    row(1,  24,  24, &[3],               3, 2, 2, 1, None,       R),  // 56
-    row(1,  24,  40, &[3, 5, 7],         6, 1, 1, 2, Some(0.5),  SW), // 56 -> 28
-    row(3,  40,  40, &[3, 5],            6, 2, 2, 1, Some(0.5),  SW), // 28
-    row(1,  40,  80, &[3, 5, 7],         6, 1, 2, 2, Some(0.25), SW), // 28 -> 14
-    row(2,  80,  80, &[3, 5],            6, 1, 2, 1, Some(0.25), SW), // 14
-    row(1,  80, 120, &[3, 5, 7],         6, 2, 2, 1, Some(0.5),  SW), // 14
-    row(2, 120, 120, &[3, 5, 7, 9],      3, 2, 2, 1, Some(0.5),  SW), // 14
-    row(1, 120, 200, &[3, 5, 7, 9, 11],  6, 1, 1, 2, Some(0.5),  SW), // 14 -> 7
-    row(2, 200, 200, &[3, 5, 7, 9],      6, 1, 2, 1, Some(0.5),  SW), // 7
-];
+fn mixnet_s_rows() -> Vec<Row> {
+    vec![
+        //  r   in   out  kernels            e  ga gp  s  se          act      (resolution at 224)
+        row(1,  16,  16, &[3],               1, 1, 1, 1, None,       R),  // 112
+        row(1,  16,  24, &[3],               6, 2, 2, 2, None,       R),  // 112 -> 56
+        row(1,  24,  24, &[3],               3, 2, 2, 1, None,       R),  // 56
+        row(1,  24,  40, &[3, 5, 7],         6, 1, 1, 2, Some(0.5),  SW), // 56 -> 28
+        row(3,  40,  40, &[3, 5],            6, 2, 2, 1, Some(0.5),  SW), // 28
+        row(1,  40,  80, &[3, 5, 7],         6, 1, 2, 2, Some(0.25), SW), // 28 -> 14
+        row(2,  80,  80, &[3, 5],            6, 1, 2, 1, Some(0.25), SW), // 14
+        row(1,  80, 120, &[3, 5, 7],         6, 2, 2, 1, Some(0.5),  SW), // 14
+        row(2, 120, 120, &[3, 5, 7, 9],      3, 2, 2, 1, Some(0.5),  SW), // 14
+        row(1, 120, 200, &[3, 5, 7, 9, 11],  6, 1, 1, 2, Some(0.5),  SW), // 14 -> 7
+        row(2, 200, 200, &[3, 5, 7, 9],      6, 1, 2, 1, Some(0.5),  SW), // 7
+    ]
+}
 
 #[rustfmt::skip]
-const MIXNET_M: &[Row] = &[
-    row(1,  24,  24, &[3],               1, 1, 1, 1, None,       R),  // 112
-    row(1,  24,  32, &[3, 5, 7],         6, 2, 2, 2, None,       R),  // 112 -> 56
-    row(1,  32,  32, &[3],               3, 2, 2, 1, None,       R),  // 56
-    row(1,  32,  40, &[3, 5, 7, 9],      6, 1, 1, 2, Some(0.5),  SW), // 56 -> 28
-    row(3,  40,  40, &[3, 5],            6, 2, 2, 1, Some(0.5),  SW), // 28
-    row(1,  40,  80, &[3, 5, 7],         6, 1, 1, 2, Some(0.25), SW), // 28 -> 14
-    row(3,  80,  80, &[3, 5, 7, 9],      6, 2, 2, 1, Some(0.25), SW), // 14
-    row(1,  80, 120, &[3],               6, 1, 1, 1, Some(0.5),  SW), // 14
-    row(3, 120, 120, &[3, 5, 7, 9],      3, 2, 2, 1, Some(0.5),  SW), // 14
-    row(1, 120, 200, &[3, 5, 7, 9],      6, 1, 1, 2, Some(0.5),  SW), // 14 -> 7
-    row(3, 200, 200, &[3, 5, 7, 9],      6, 1, 2, 1, Some(0.5),  SW), // 7
-];
+fn mixnet_m_rows() -> Vec<Row> {
+    vec![
+        row(1,  24,  24, &[3],               1, 1, 1, 1, None,       R),  // 112
+        row(1,  24,  32, &[3, 5, 7],         6, 2, 2, 2, None,       R),  // 112 -> 56
+        row(1,  32,  32, &[3],               3, 2, 2, 1, None,       R),  // 56
+        row(1,  32,  40, &[3, 5, 7, 9],      6, 1, 1, 2, Some(0.5),  SW), // 56 -> 28
+        row(3,  40,  40, &[3, 5],            6, 2, 2, 1, Some(0.5),  SW), // 28
+        row(1,  40,  80, &[3, 5, 7],         6, 1, 1, 2, Some(0.25), SW), // 28 -> 14
+        row(3,  80,  80, &[3, 5, 7, 9],      6, 2, 2, 1, Some(0.25), SW), // 14
+        row(1,  80, 120, &[3],               6, 1, 1, 1, Some(0.5),  SW), // 14
+        row(3, 120, 120, &[3, 5, 7, 9],      3, 2, 2, 1, Some(0.5),  SW), // 14
+        row(1, 120, 200, &[3, 5, 7, 9],      6, 1, 1, 2, Some(0.5),  SW), // 14 -> 7
+        row(3, 200, 200, &[3, 5, 7, 9],      6, 1, 2, 1, Some(0.5),  SW), // 7
+    ]
+}
 
 /// MobileNetV2 1.0 (t, c, n, s table). ReLU stands in for ReLU6, which the space has no name for.
 #[rustfmt::skip]
-const MOBILENET_V2: &[Row] = &[
-    row(1,  32,  16, &[3], 1, 1, 1, 1, None, R),
-    row(2,  16,  24, &[3], 6, 1, 1, 2, None, R),
-    row(3,  24,  32, &[3], 6, 1, 1, 2, None, R),
-    row(4,  32,  64, &[3], 6, 1, 1, 2, None, R),
-    row(3,  64,  96, &[3], 6, 1, 1, 1, None, R),
-    row(3,  96, 160, &[3], 6, 1, 1, 2, None, R),
-    row(1, 160, 320, &[3], 6, 1, 1, 1, None, R),
-];
+fn mobilenet_v2_rows() -> Vec<Row> {
+    vec![
+        row(1,  32,  16, &[3], 1, 1, 1, 1, None, R),
+        row(2,  16,  24, &[3], 6, 1, 1, 2, None, R),
+        row(3,  24,  32, &[3], 6, 1, 1, 2, None, R),
+        row(4,  32,  64, &[3], 6, 1, 1, 2, None, R),
+        row(3,  64,  96, &[3], 6, 1, 1, 1, None, R),
+        row(3,  96, 160, &[3], 6, 1, 1, 2, None, R),
+        row(1, 160, 320, &[3], 6, 1, 1, 1, None, R),
+    ]
+}
 
 /// MnasNet-A1 (TF `mnasnet_models.py`); its first block is `noskip`.
 #[rustfmt::skip]
-const MNASNET_A1: &[Row] = &[
-    row(1,  32,  16, &[3], 1, 1, 1, 1, None,       R),
-    row(2,  16,  24, &[3], 6, 1, 1, 2, None,       R),
-    row(3,  24,  40, &[5], 3, 1, 1, 2, Some(0.25), R),
-    row(4,  40,  80, &[3], 6, 1, 1, 2, None,       R),
-    row(2,  80, 112, &[3], 6, 1, 1, 1, Some(0.25), R),
-    row(3, 112, 160, &[5], 6, 1, 1, 2, Some(0.25), R),
-    row(1, 160, 320, &[3], 6, 1, 1, 1, None,       R),
-];
-
-/// Expands rows into per-layer blocks, scaling widths by `multiplier` (repeats unchanged).
-fn expand(rows: &[Row], multiplier: f64) -> Vec<Block> {
-    let mut blocks = Vec::new();
-    for r in rows {
-        for i in 0..r.repeats {
-            let out = round_filters(r.out, multiplier);
-            blocks.push(Block {
-                in_ch: if i == 0 { round_filters(r.in_ch, multiplier) } else { out },
-                out,
-                stride: if i == 0 { r.stride } else { 1 },
-                expand: r.expand,
-                kernels: r.kernels.to_vec(),
-                partition: Partition::Equal,
-                dilated: false,
-                expand_groups: r.expand_groups,
-                project_groups: r.project_groups,
-                se: r.se,
-                act: r.act,
-                skip: true,
-            });
-        }
-    }
-    blocks
+fn mnasnet_a1_rows() -> Vec<Row> {
+    vec![
+        row(1,  32,  16, &[3], 1, 1, 1, 1, None,       R),
+        row(2,  16,  24, &[3], 6, 1, 1, 2, None,       R),
+        row(3,  24,  40, &[5], 3, 1, 1, 2, Some(0.25), R),
+        row(4,  40,  80, &[3], 6, 1, 1, 2, None,       R),
+        row(2,  80, 112, &[3], 6, 1, 1, 1, Some(0.25), R),
+        row(3, 112, 160, &[5], 6, 1, 1, 2, Some(0.25), R),
+        row(1, 160, 320, &[3], 6, 1, 1, 1, None,       R),
+    ]
 }
 
+/// The network of `rows` at width `multiplier` (repeats unchanged), each row at its only point.
 fn network(name: &str, rows: &[Row], multiplier: f64, head: usize, dropout: f64) -> Arch {
-    let blocks = expand(rows, multiplier);
-    Arch {
-        format: ARCH_FORMAT.to_string(),
-        name: Some(name.to_string()),
+    let blocks: Vec<_> = rows.iter().flat_map(|r| widened(r, multiplier).blocks(&Pick::default())).collect();
+    let base = Base {
         stem: Stem { in_ch: 3, out: blocks[0].in_ch, kernel: 3, stride: 2 },
-        blocks,
         head: Head { width: head },
         classes: 1000,
         dropout,
         padding: Padding::PytorchSymmetric,
         bn: BatchNorm { eps: 1e-5, momentum: 0.1 },
-        provenance: None,
-    }
+    };
+    base.arch(Some(name.to_string()), blocks)
+}
+
+/// The row with `in` and `out` scaled by [`round_filters`].
+fn widened(row: &Row, multiplier: f64) -> Row {
+    Row { in_ch: round_filters(row.in_ch, multiplier), out: round_filters(row.out, multiplier), ..row.clone() }
 }
 
 /// MixNet-S as in timm `mixnet_s` (symmetric padding, BN eps 1e-5, momentum 0.1).
 pub fn mixnet_s() -> Arch {
-    network("mixnet-s", MIXNET_S, 1.0, 1536, 0.2)
+    network("mixnet-s", &mixnet_s_rows(), 1.0, 1536, 0.2)
 }
 
 pub fn mixnet_m() -> Arch {
-    network("mixnet-m", MIXNET_M, 1.0, 1536, 0.25)
+    network("mixnet-m", &mixnet_m_rows(), 1.0, 1536, 0.25)
 }
 
 /// MixNet-L = MixNet-M at width x1.3; the head stays 1536.
 pub fn mixnet_l() -> Arch {
-    network("mixnet-l", MIXNET_M, 1.3, 1536, 0.25)
+    network("mixnet-l", &mixnet_m_rows(), 1.3, 1536, 0.25)
 }
 
 pub fn mobilenetv2() -> Arch {
-    network("mobilenetv2", MOBILENET_V2, 1.0, 1280, 0.2)
+    network("mobilenetv2", &mobilenet_v2_rows(), 1.0, 1280, 0.2)
 }
 
 /// MobileNetV2 at width `multiplier` (torchvision `mobilenet_v2(width_mult=...)`): every
@@ -159,7 +146,7 @@ pub fn mobilenetv2() -> Arch {
 /// `nas experiment` trains these as the base of the MixConv paper's ablations.
 pub fn mobilenetv2_width(multiplier: f64) -> Arch {
     let head = round_filters(1280, multiplier.max(1.0));
-    let mut arch = network("mobilenetv2", MOBILENET_V2, multiplier, head, 0.2);
+    let mut arch = network("mobilenetv2", &mobilenet_v2_rows(), multiplier, head, 0.2);
     if multiplier != 1.0 {
         arch.name = Some(format!("mobilenetv2-{multiplier}"));
     }
@@ -167,7 +154,7 @@ pub fn mobilenetv2_width(multiplier: f64) -> Arch {
 }
 
 pub fn mnasnet_a1() -> Arch {
-    let mut arch = network("mnasnet-a1", MNASNET_A1, 1.0, 1280, 0.2);
+    let mut arch = network("mnasnet-a1", &mnasnet_a1_rows(), 1.0, 1280, 0.2);
     arch.blocks[0].skip = false;
     arch
 }
@@ -210,23 +197,6 @@ mod tests {
         assert_eq!(mixnet_l().blocks.len(), 19);
         assert_eq!(mixnet_l().stem.out, 32);
         assert_eq!(mixnet_l().last_channels(), 264);
-    }
-
-    #[test]
-    fn presets_match_their_config_files() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
-        // MIXNAS_BLESS=1 rewrites the files from the tables (after a deliberate change).
-        let bless = std::env::var_os("MIXNAS_BLESS").is_some();
-        for name in PRESETS {
-            if bless {
-                let text = by_name(name).unwrap().to_json() + "\n";
-                std::fs::write(dir.join(format!("{name}.json")), text).unwrap();
-            }
-            let text = std::fs::read_to_string(dir.join(format!("{name}.json")))
-                .unwrap_or_else(|e| panic!("configs/{name}.json: {e}"));
-            let from_file: Arch = serde_json::from_str(&text).unwrap();
-            assert_eq!(from_file, by_name(name).unwrap(), "configs/{name}.json differs from presets.rs");
-        }
     }
 
     #[test]

@@ -2,7 +2,16 @@
 //! grouped 1x1 convs, and the width-multiplier rounding. These are the only implementations;
 //! everything that needs a split calls these, so counts and weight shapes cannot disagree.
 
-use crate::arch::Partition;
+use serde::{Deserialize, Serialize};
+
+/// How a MixConv divides its channels among the kernel groups; see [`split_channels`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partition {
+    #[default]
+    Equal,
+    Exponential,
+}
 
 /// Equal split of `channels` into `groups` contiguous slices; the whole remainder goes to the
 /// first group (TF `_split_channels`, timm `_split_channels`). `split(10, 3) == [4, 3, 3]`.

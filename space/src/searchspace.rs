@@ -5,7 +5,8 @@
 //! rows with fixed `in`, `out` and `stride`. Each row lists the values it may take for kernels,
 //! expand, expand/project groups, SE, activation and layers (repeats). Every list with more than
 //! one value is a [`Decision`] named `row<N>.<field>` (N from 1). All layers of a row are the
-//! same block; the first takes the row's stride and input width (reference section 2.1).
+//! same block; the first takes the row's stride and input width (reference section 2.1). Rows
+//! are the block-table [`Row`]s that presets use too, and decode with the same [`Row::blocks`].
 //!
 //! One choice vector decodes to one [`Arch`]; `encode` inverts `decode` on the canonical vector.
 //! Canonical means: when expand is 1 there is no expansion conv, so `expand_groups` is moot and
@@ -16,14 +17,15 @@
 //! A decoded arch is named `<space>:<id>`, where `id` has one base-36 digit per decision (the
 //! canonical choices), so equal architectures get equal names and the name gives back the point.
 
-use std::ops::{Index, IndexMut};
 use std::path::Path;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::arch::{Activation, Arch, BatchNorm, Block, Head, Padding, Partition, Stem, ARCH_FORMAT};
+use crate::arch::{Arch, Block, Stem};
 use crate::load::ArchError;
+use crate::table::{Base, Row};
+use crate::table::{Field, Pick, Written, FIELDS};
 use crate::validate::validate;
 
 /// The `format` value of a space file.
@@ -44,36 +46,6 @@ pub struct Decision {
     pub options: Vec<String>,
 }
 
-/// The fixed part of every architecture in a space. The search may override it (for example
-/// `with_classes(10)` for proxy data); `encode` only accepts archs with the same base.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Base {
-    pub stem: Stem,
-    pub head: Head,
-    pub classes: usize,
-    pub dropout: f64,
-    pub padding: Padding,
-    pub bn: BatchNorm,
-}
-
-/// One row of the skeleton with the values each field may take (resolved against the file's
-/// `options` defaults).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Row {
-    #[serde(rename = "in")]
-    pub in_ch: usize,
-    pub out: usize,
-    pub stride: usize,
-    pub kernels: Vec<Vec<usize>>,
-    pub expand: Vec<usize>,
-    pub expand_groups: Vec<usize>,
-    pub project_groups: Vec<usize>,
-    pub se: Vec<Option<f64>>,
-    pub act: Vec<Activation>,
-    pub layers: Vec<usize>,
-}
-
 /// A search space loaded from `configs/space-mixnet.json` or a user file.
 #[derive(Clone, Debug)]
 pub struct SearchSpace {
@@ -88,72 +60,9 @@ pub struct SearchSpace {
     slots: Vec<(usize, Field)>,
 }
 
-/// The per-row fields that can vary, in decision order within a row.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Field {
-    Kernels,
-    Expand,
-    ExpandGroups,
-    ProjectGroups,
-    Se,
-    Act,
-    Layers,
-}
-
-const FIELDS: [Field; 7] =
-    [Field::Kernels, Field::Expand, Field::ExpandGroups, Field::ProjectGroups, Field::Se, Field::Act, Field::Layers];
-
-impl Field {
-    fn key(self) -> &'static str {
-        match self {
-            Field::Kernels => "kernels",
-            Field::Expand => "expand",
-            Field::ExpandGroups => "expand_groups",
-            Field::ProjectGroups => "project_groups",
-            Field::Se => "se",
-            Field::Act => "act",
-            Field::Layers => "layers",
-        }
-    }
-}
-
-/// The option index chosen for each field of one row.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Pick([usize; 7]);
-
-impl Index<Field> for Pick {
-    type Output = usize;
-    fn index(&self, f: Field) -> &usize {
-        &self.0[f as usize]
-    }
-}
-
-impl IndexMut<Field> for Pick {
-    fn index_mut(&mut self, f: Field) -> &mut usize {
-        &mut self.0[f as usize]
-    }
-}
-
+/// What a search space adds to a row: which fields are decisions, canonical picks, counting and
+/// uniform sampling.
 impl Row {
-    fn count(&self, f: Field) -> usize {
-        self.labels(f).len()
-    }
-
-    fn labels(&self, f: Field) -> Vec<String> {
-        let nums = |v: &[usize]| v.iter().map(|x| x.to_string()).collect();
-        match f {
-            Field::Kernels => {
-                self.kernels.iter().map(|k| k.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(".")).collect()
-            }
-            Field::Expand => nums(&self.expand),
-            Field::ExpandGroups => nums(&self.expand_groups),
-            Field::ProjectGroups => nums(&self.project_groups),
-            Field::Se => self.se.iter().map(|s| s.map_or("none".to_string(), |r| r.to_string())).collect(),
-            Field::Act => self.act.iter().map(|a| act_label(*a).to_string()).collect(),
-            Field::Layers => nums(&self.layers),
-        }
-    }
-
     /// Whether a field is a decision: it has several values, and it matters for some choice.
     fn varies(&self, f: Field) -> bool {
         self.count(f) > 1 && (f != Field::ExpandGroups || self.expand.iter().any(|&e| e != 1))
@@ -167,25 +76,6 @@ impl Row {
     fn canonicalise(&self, p: &mut Pick) {
         if self.expand[p[Field::Expand]] == 1 {
             p[Field::ExpandGroups] = self.moot_expand_groups();
-        }
-    }
-
-    /// The first layer of the row (`first`) or one of its repeats.
-    fn block(&self, p: &Pick, first: bool) -> Block {
-        let expand = self.expand[p[Field::Expand]];
-        Block {
-            in_ch: if first { self.in_ch } else { self.out },
-            out: self.out,
-            stride: if first { self.stride } else { 1 },
-            expand,
-            kernels: self.kernels[p[Field::Kernels]].clone(),
-            partition: Partition::Equal,
-            dilated: false,
-            expand_groups: if expand == 1 { 1 } else { self.expand_groups[p[Field::ExpandGroups]] },
-            project_groups: self.project_groups[p[Field::ProjectGroups]],
-            se: self.se[p[Field::Se]],
-            act: self.act[p[Field::Act]],
-            skip: true,
         }
     }
 
@@ -227,17 +117,19 @@ impl Row {
     }
 }
 
-fn act_label(a: Activation) -> &'static str {
-    match a {
-        Activation::Relu => "relu",
-        Activation::Swish => "swish",
-    }
-}
-
 impl SearchSpace {
     /// The embedded default space (`configs/space-mixnet.json`), of which MixNet-S is a point.
     pub fn default_space() -> Self {
         Self::parse(DEFAULT_SPACE.as_bytes(), DEFAULT_SOURCE).expect("the embedded default space is valid")
+    }
+
+    /// The space a command line or run config names: `default` for the embedded one, otherwise
+    /// the path of a space file.
+    pub fn from_spec(spec: &str) -> Result<Self, ArchError> {
+        match spec {
+            "default" => Ok(Self::default_space()),
+            path => Self::load(path),
+        }
     }
 
     /// Loads and checks a space file; errors are one line naming the file and the field.
@@ -297,25 +189,8 @@ impl SearchSpace {
     /// is an error naming the decision. Any in-range vector decodes, canonical or not.
     pub fn decode(&self, choices: &[usize]) -> Result<Arch, ArchError> {
         let picks = self.picks(choices)?;
-        let mut blocks = Vec::new();
-        for (row, p) in self.rows.iter().zip(&picks) {
-            blocks.push(row.block(p, true));
-            let repeat = row.block(p, false);
-            blocks.extend((1..row.layers[p[Field::Layers]]).map(|_| repeat.clone()));
-        }
-        let b = &self.base;
-        let arch = Arch {
-            format: ARCH_FORMAT.to_string(),
-            name: Some(format!("{}:{}", self.name, self.id(&picks))),
-            stem: b.stem.clone(),
-            blocks,
-            head: b.head.clone(),
-            classes: b.classes,
-            dropout: b.dropout,
-            padding: b.padding,
-            bn: b.bn,
-            provenance: None,
-        };
+        let blocks = self.rows.iter().zip(&picks).flat_map(|(row, p)| row.blocks(p)).collect();
+        let arch = self.base.arch(Some(format!("{}:{}", self.name, self.id(&picks))), blocks);
         // The rows were checked at load; this catches a base overridden into something invalid.
         validate(&arch).map_err(|(field, message)| self.error(&field, message))?;
         Ok(arch)
@@ -324,15 +199,7 @@ impl SearchSpace {
     /// The choice vector of `arch`, or `None` when it is not a point of this space. `name` and
     /// `provenance` are ignored; everything else must match exactly.
     pub fn encode(&self, arch: &Arch) -> Option<Vec<usize>> {
-        let base = Base {
-            stem: arch.stem.clone(),
-            head: arch.head.clone(),
-            classes: arch.classes,
-            dropout: arch.dropout,
-            padding: arch.padding,
-            bn: arch.bn,
-        };
-        if base != self.base {
+        if Base::of(arch) != self.base {
             return None;
         }
         let mut pos = 0;
@@ -411,6 +278,9 @@ impl SearchSpace {
     }
 }
 
+/// What is wrong in a space file: (field path, message).
+type Failure = (String, String);
+
 fn error(source: &str, field: &str, message: String) -> ArchError {
     ArchError { source: source.to_string(), field: field.to_string(), message }
 }
@@ -430,39 +300,10 @@ mod file {
         #[allow(dead_code)] // for people reading the file
         pub description: Option<String>,
         pub base: Base,
+        /// Defaults for the lists a row leaves out.
         #[serde(default)]
-        pub options: Options,
-        pub rows: Vec<RowFile>,
-    }
-
-    /// Option lists; in `options` they are defaults, in a row they override them.
-    #[derive(Default, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct Options {
-        pub kernels: Option<Vec<Vec<usize>>>,
-        pub expand: Option<Vec<usize>>,
-        pub expand_groups: Option<Vec<usize>>,
-        pub project_groups: Option<Vec<usize>>,
-        pub se: Option<Vec<Option<f64>>>,
-        pub act: Option<Vec<Activation>>,
-        pub layers: Option<Vec<usize>>,
-    }
-
-    // serde cannot combine `flatten` with `deny_unknown_fields`, so the lists are repeated here.
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub(super) struct RowFile {
-        #[serde(rename = "in")]
-        pub in_ch: usize,
-        pub out: usize,
-        pub stride: usize,
-        pub kernels: Option<Vec<Vec<usize>>>,
-        pub expand: Option<Vec<usize>>,
-        pub expand_groups: Option<Vec<usize>>,
-        pub project_groups: Option<Vec<usize>>,
-        pub se: Option<Vec<Option<f64>>>,
-        pub act: Option<Vec<Activation>>,
-        pub layers: Option<Vec<usize>>,
+        pub options: Row<Written>,
+        pub rows: Vec<Row<Written>>,
     }
 
     pub(super) fn read(bytes: &[u8], source: &str) -> Result<SpaceFile, ArchError> {
@@ -487,41 +328,77 @@ mod file {
 
     /// Rows with the `options` defaults filled in, and which fields came from `options` (in
     /// [`FIELDS`] order), so errors can point at the list the user actually wrote.
-    pub(super) fn resolve_rows(file: &SpaceFile) -> Result<(Vec<Row>, Vec<Inherited>), (String, String)> {
-        let d = &file.options;
-        let mut rows = Vec::with_capacity(file.rows.len());
-        let mut inherited = Vec::with_capacity(file.rows.len());
-        for (i, r) in file.rows.iter().enumerate() {
-            let at = |key: &str| format!("rows[{i}].{key}");
-            inherited.push([
-                r.kernels.is_none(),
-                r.expand.is_none(),
-                r.expand_groups.is_none(),
-                r.project_groups.is_none(),
-                r.se.is_none(),
-                r.act.is_none(),
-                r.layers.is_none(),
-            ]);
-            rows.push(Row {
-                in_ch: r.in_ch,
-                out: r.out,
-                stride: r.stride,
-                kernels: or_default(at("kernels"), &r.kernels, &d.kernels)?,
-                expand: or_default(at("expand"), &r.expand, &d.expand)?,
-                expand_groups: or_default(at("expand_groups"), &r.expand_groups, &d.expand_groups)?,
-                project_groups: or_default(at("project_groups"), &r.project_groups, &d.project_groups)?,
-                se: or_default(at("se"), &r.se, &d.se)?,
-                act: or_default(at("act"), &r.act, &d.act)?,
-                layers: or_default(at("layers"), &r.layers, &d.layers)?,
-            });
-        }
-        Ok((rows, inherited))
+    pub(super) fn resolve_rows(file: &SpaceFile) -> Result<(Vec<Row>, Vec<Inherited>), Failure> {
+        file.options.check_options("options")?;
+        let rows = file.rows.iter().enumerate().map(|(i, r)| r.complete(&file.options, &format!("rows[{i}]")));
+        Ok((rows.collect::<Result<_, _>>()?, file.rows.iter().map(Row::inherited).collect()))
     }
 
-    fn or_default<T: Clone>(field: String, own: &Option<T>, default: &Option<T>) -> Result<T, (String, String)> {
+    impl Row<Written> {
+        /// Which lists the row leaves to the defaults, in [`FIELDS`] order.
+        fn inherited(&self) -> Inherited {
+            [
+                self.kernels.is_none(),
+                self.expand.is_none(),
+                self.expand_groups.is_none(),
+                self.project_groups.is_none(),
+                self.se.is_none(),
+                self.act.is_none(),
+                self.layers.is_none(),
+            ]
+        }
+
+        /// The row with its missing lists taken from `defaults`; `at` is the row's path in the file.
+        fn complete(&self, defaults: &Row<Written>, at: &str) -> Result<Row, Failure> {
+            let one = |key: &str, v: Option<usize>| v.ok_or_else(|| (at.to_string(), format!("missing field `{key}`")));
+            let d = defaults;
+            Ok(Row {
+                in_ch: one("in", self.in_ch)?,
+                out: one("out", self.out)?,
+                stride: one("stride", self.stride)?,
+                kernels: or_default(&self.kernels, &d.kernels, at, Field::Kernels)?,
+                expand: or_default(&self.expand, &d.expand, at, Field::Expand)?,
+                expand_groups: or_default(&self.expand_groups, &d.expand_groups, at, Field::ExpandGroups)?,
+                project_groups: or_default(&self.project_groups, &d.project_groups, at, Field::ProjectGroups)?,
+                se: or_default(&self.se, &d.se, at, Field::Se)?,
+                act: or_default(&self.act, &d.act, at, Field::Act)?,
+                layers: or_default(&self.layers, &d.layers, at, Field::Layers)?,
+            })
+        }
+
+        /// Checks that these are `options`: lists only, no `in`, `out` or `stride`.
+        fn check_options(&self, at: &str) -> Result<(), Failure> {
+            let fixed = [("in", self.in_ch), ("out", self.out), ("stride", self.stride)];
+            match fixed.iter().find(|(_, v)| v.is_some()) {
+                Some((key, _)) => {
+                    Err((format!("{at}.{key}"), format!("unknown field `{key}`; `{at}` holds only option lists")))
+                }
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn or_default<T: Clone>(own: &Option<T>, default: &Option<T>, at: &str, f: Field) -> Result<T, Failure> {
         match own.as_ref().or(default.as_ref()) {
             Some(v) => Ok(v.clone()),
-            None => Err((field, "missing, and `options` has no default for it".to_string())),
+            None => Err((format!("{at}.{}", f.key()), "missing, and `options` has no default for it".to_string())),
+        }
+    }
+
+    impl Default for Row<Written> {
+        fn default() -> Self {
+            Row {
+                in_ch: None,
+                out: None,
+                stride: None,
+                kernels: None,
+                expand: None,
+                expand_groups: None,
+                project_groups: None,
+                se: None,
+                act: None,
+                layers: None,
+            }
         }
     }
 }
@@ -530,8 +407,6 @@ mod file {
 /// `encode` is the exact inverse of `decode` on canonical vectors.
 mod check {
     use super::*;
-
-    type Failure = (String, String);
 
     pub(super) fn rows(base: &Base, rows: &[Row], inherited: &[file::Inherited]) -> Result<(), Failure> {
         if rows.is_empty() {
@@ -616,19 +491,8 @@ mod check {
     }
 
     fn probe(base: &Base, block: Block) -> Result<(), Failure> {
-        let arch = Arch {
-            format: ARCH_FORMAT.to_string(),
-            name: None,
-            stem: Stem { out: block.in_ch, ..base.stem.clone() },
-            blocks: vec![block],
-            head: base.head.clone(),
-            classes: base.classes,
-            dropout: base.dropout,
-            padding: base.padding,
-            bn: base.bn,
-            provenance: None,
-        };
-        validate(&arch)
+        let base = Base { stem: Stem { out: block.in_ch, ..base.stem.clone() }, ..base.clone() };
+        validate(&base.arch(None, vec![block]))
     }
 
     /// A probe's field path in terms of the space file.
@@ -708,14 +572,6 @@ mod tests {
         assert!((space.log10_size() - want).abs() < 1e-9, "{}", space.log10_size());
         assert!((space.log10_size() - 30.8607).abs() < 1e-4);
         assert_eq!(space.num_options().iter().filter(|&&n| n == 4).count(), 6);
-    }
-
-    #[test]
-    fn the_config_file_is_the_embedded_default() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/space-mixnet.json");
-        let loaded = SearchSpace::load(&path).unwrap();
-        let default = SearchSpace::default_space();
-        assert_eq!((loaded.decisions, loaded.rows, loaded.base), (default.decisions, default.rows, default.base));
     }
 
     #[test]
@@ -827,6 +683,11 @@ mod tests {
                 "s.json: rows[7]: keeps the width and stride of rows[6], whose layers vary; merge the two rows",
             ),
             (Box::new(|v| v["rows"] = json!([])), "s.json: rows: at least one row is required"),
+            (
+                Box::new(|v| drop(v["rows"][2].as_object_mut().unwrap().remove("in"))),
+                "s.json: rows[2]: missing field `in`",
+            ),
+            (Box::new(|v| v["options"]["stride"] = json!(1)), "s.json: options.stride: unknown field `stride`"),
         ];
         for (edit, want) in cases {
             let e = broken(edit);

@@ -29,9 +29,9 @@ pub struct LatencyArgs {
     /// Measure and predict `--samples` architectures of the space and report the agreement.
     #[arg(long, conflicts_with = "arch")]
     pub validate: bool,
-    /// Search space file for --build-table and --validate [default: the built-in space].
+    /// Search space file for --build-table and --validate, or `default` [default: the built-in space].
     #[arg(long, value_name = "FILE")]
-    pub space: Option<PathBuf>,
+    pub space: Option<String>,
     /// Lookup table file [default: per machine in $XDG_CACHE_HOME/mixnas/].
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
@@ -122,10 +122,7 @@ fn text(o: &serde_json::Value) -> String {
 }
 
 fn load_space(a: &LatencyArgs) -> Result<SearchSpace, String> {
-    match &a.space {
-        Some(path) => SearchSpace::load(path).map_err(|e| e.to_string()),
-        None => Ok(SearchSpace::default_space()),
-    }
+    SearchSpace::from_spec(a.space.as_deref().unwrap_or("default")).map_err(|e| e.to_string())
 }
 
 /// The table for this machine, calibrated on a few networks of the space first if it never was

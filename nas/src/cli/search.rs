@@ -122,10 +122,7 @@ fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
 }
 
 fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
-    let s = match c.space.as_str() {
-        "default" => ::space::SearchSpace::default_space(),
-        path => ::space::SearchSpace::load(path).map_err(|e| e.to_string())?,
-    };
+    let s = ::space::SearchSpace::from_spec(&c.space).map_err(|e| e.to_string())?;
     Ok(match c.classes {
         Some(n) => s.with_classes(n),
         None => s,
