@@ -120,7 +120,7 @@ fn a_kernel_sweep_on_cifar10_jpegs_writes_results_and_a_figure() {
 
 /// The issue's acceptance command at its full budget (2,000 images per class, width 1.0, eleven
 /// variants, latency from the lookup table): several hours on two cores, hence ignored.
-/// `cargo test -p search --test cli_experiment -- --ignored`.
+/// `cargo test -p nas --test cli_experiment -- --ignored`.
 #[test]
 #[ignore = "full-budget CIFAR-10 kernel sweep, several hours on two cores"]
 fn the_issue_kernel_sweep_on_cifar10_finishes() {
