@@ -2,12 +2,12 @@
 //! data, training, latency measurement and tables, ONNX export and timm import. The kernels it
 //! runs on are the `kernels` crate's.
 
-pub mod bench;
 pub mod data;
 pub mod export;
 pub mod latency;
 pub mod model;
 pub mod timm;
 pub mod train;
+pub mod train_bench;
 
 pub use kernels::pool::{on_pool, set_threads};

@@ -8,17 +8,10 @@ use rayon::prelude::*;
 
 use super::bias_act::bias_act_in_place;
 use super::cpu::{activate, sigmoid, simd};
+use super::disjoint::DisjointSlice;
 use super::pointwise::{matmul, View};
 use super::{conv_padding, Act};
 use gemm::Parallelism;
-
-/// A raw output pointer that column tiles running on several threads write through; every
-/// tile owns a disjoint set of columns.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tiles write disjoint elements (see `pointwise_into`).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
 
 /// Grouped 1x1 conv with its epilogue: `out[o, p] = act(sum_i w[o, i] x[i, p] + bias[o]
 /// [+ residual[o, p]])`. `x` is `[sum cin, hw]`, `w` the groups' `[cout_g, cin_g]` packed in
@@ -46,12 +39,12 @@ pub fn pointwise_into(
     // MixNet-L's 112x112 expand conv (measured: MixNet-S and -L ~4% faster than 64 KiB / 64).
     let tile = ((32 * 1024 / cout.max(1)).clamp(256, 1024) / 16 * 16).min(hw);
     let tiles = hw.div_ceil(tile);
-    let dst = Out(out.as_mut_ptr());
+    let dst = DisjointSlice::new(out);
     let run = |t: usize| {
         let (c0, c1) = (t * tile, ((t + 1) * tile).min(hw));
         // SAFETY: tile `t` touches only columns c0..c1 of `out`, disjoint from other tiles;
         // all views stay inside `x`, `w` and `out`, whose sizes were checked above.
-        unsafe { pointwise_tile(x, hw, w, groups, bias, act, residual, dst, c0..c1) };
+        unsafe { pointwise_tile(x, hw, w, groups, bias, act, residual, &dst, c0..c1) };
     };
     if parallel && tiles > 1 {
         (0..tiles).into_par_iter().for_each(run);
@@ -63,7 +56,7 @@ pub fn pointwise_into(
 /// Columns `cols` of [`pointwise_into`].
 ///
 /// # Safety
-/// `dst` points at the `[cout, hw]` output and no other thread touches columns `cols`.
+/// `dst` is the `[cout, hw]` output and no other thread touches columns `cols`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn pointwise_tile(
     x: &[f32],
@@ -73,7 +66,7 @@ unsafe fn pointwise_tile(
     bias: &[f32],
     act: Act,
     residual: Option<&[f32]>,
-    dst: Out,
+    dst: &DisjointSlice<f32>,
     cols: std::ops::Range<usize>,
 ) {
     let (c0, n) = (cols.start, cols.len());
@@ -81,9 +74,9 @@ unsafe fn pointwise_tile(
     for &(i, o) in groups {
         let wv: View<f32> = (w.as_ptr().add(wo), i as isize, 1);
         let xv: View<f32> = (x.as_ptr().add(ci * hw + c0), hw as isize, 1);
-        matmul((o, i, n), (dst.0.add(co * hw + c0), hw as isize, 1), false, wv, xv, Parallelism::None);
+        matmul((o, i, n), (dst.as_mut_ptr().add(co * hw + c0), hw as isize, 1), false, wv, xv, Parallelism::None);
         for r in co..co + o {
-            let row = std::slice::from_raw_parts_mut(dst.0.add(r * hw + c0), n);
+            let row = dst.range_mut(r * hw + c0..r * hw + c0 + n);
             let res = residual.map(|res| &res[r * hw + c0..r * hw + c0 + n]);
             epilogue(row, bias[r], res, act);
         }

@@ -12,6 +12,7 @@ pub mod bench;
 mod bias_act;
 mod cpu;
 mod depthwise;
+mod disjoint;
 pub use depthwise::MixConvPlan;
 pub mod fused;
 mod im2col;

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use super::cpu::{
     act_grad, activate, check_dtypes, dispatch, filled, min_planes, simd, slice, unpack, write_map, Real, LANES,
 };
+use super::disjoint::DisjointSlice;
 use super::{Act, BatchStats};
 
 mod rows;
@@ -145,28 +146,6 @@ fn dz_and_sums_with<T: Real>(x: &[T], g: &[T], dz: &mut [T], a: T, b: T, dact: i
     (s1.iter().fold(t1, |s, &v| s + v), s2.iter().fold(t2, |s, &v| s + v))
 }
 
-/// Disjoint planes of one buffer, handed out by index to parallel tasks that cannot borrow them
-/// through `par_chunks_mut` (a channel's planes are strided across the batch).
-struct PlanesMut<T> {
-    ptr: *mut T,
-    plane: usize,
-}
-// SAFETY: `get` hands out each plane to at most one task (see there).
-unsafe impl<T: Send> Send for PlanesMut<T> {}
-unsafe impl<T: Send> Sync for PlanesMut<T> {}
-
-impl<T> PlanesMut<T> {
-    fn new(buf: &mut [T], plane: usize) -> Self {
-        Self { ptr: buf.as_mut_ptr(), plane }
-    }
-    /// # Safety
-    /// `p` is in bounds of the buffer and no other live reference covers plane `p`.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn get(&self, p: usize) -> &mut [T] {
-        std::slice::from_raw_parts_mut(self.ptr.add(p * self.plane), self.plane)
-    }
-}
-
 /// What the backward needs from the forward: `z = a * x + b` and, for batch norm, the statistics.
 #[derive(Clone, Debug)]
 struct AffineBwd {
@@ -194,13 +173,13 @@ impl AffineBwd {
         let sums = if rows::pays(d) {
             rows::dz_and_sums(d, x, g, gx, &a, &b, self.act)
         } else {
-            let dz = PlanesMut::new(gx, d.plane);
+            let dz = DisjointSlice::new(gx);
             per_channel::<(f64, f64)>(
                 d,
                 |ch, p| {
                     // SAFETY: plane p = n * c + ch belongs to channel ch alone, and per_channel
                     // runs each channel's planes in one task, one after another.
-                    let dzp = unsafe { dz.get(p) };
+                    let dzp = unsafe { dz.range_mut(p * d.plane..(p + 1) * d.plane) };
                     let gp = &g[p * d.plane..(p + 1) * d.plane];
                     let (s1, s2) = simd(
                         #[inline(always)]

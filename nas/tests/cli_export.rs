@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use evaluator::export::ort;
 use evaluator::model::{adapt_for_resolution, MixNet};
 use evaluator::train::checkpoint::save_tensors;
-use evaluator::train::run::{save, CheckpointRecord, CHECKPOINT_FORMAT};
+use evaluator::train::run_dir::{save, CheckpointRecord, CHECKPOINT_FORMAT};
 use rand::SeedableRng;
 
 mod common;

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
-use evaluator::train::run::{Checkpoint, Metrics};
+use evaluator::train::run_dir::{Checkpoint, Metrics};
 
 mod common;
 use common::{ok, s};

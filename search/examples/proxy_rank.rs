@@ -12,7 +12,8 @@
 //! no expansion, no SE, one layer per row) or `sample:S` (a point of the default space drawn
 //! with seed S).
 
-use evaluator::train::fit::{proxy_evaluate, DataSpec, PreparedData, ProxyConfig};
+use evaluator::train::prepared::{DataSpec, PreparedData};
+use evaluator::train::proxy::{proxy_evaluate, ProxyConfig};
 use search::strategy::SeededRng;
 use space::SearchSpace;
 

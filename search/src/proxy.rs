@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use evaluator::train::fit::{proxy_evaluate, PreparedData, ProxyConfig};
+use evaluator::train::prepared::PreparedData;
+use evaluator::train::proxy::{proxy_evaluate, ProxyConfig};
 use serde::{Deserialize, Serialize};
 use space::{Arch, SearchSpace};
 
@@ -174,7 +175,7 @@ impl ProxyEvaluator {
     pub fn from_settings(data: &str, settings: &serde_json::Value, seed: u64) -> Result<Self, String> {
         let s: ProxySettings =
             serde_json::from_value(settings.clone()).map_err(|e| format!("search config: proxy: {e}"))?;
-        let spec = evaluator::train::fit::DataSpec {
+        let spec = evaluator::train::prepared::DataSpec {
             source: data.to_string(),
             train_per_class: s.train_per_class,
             val_per_class: s.val_per_class,

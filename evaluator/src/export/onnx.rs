@@ -35,7 +35,8 @@ pub fn export(net: &MixNet, resolution: usize) -> Result<Vec<u8>> {
     let arch = net.arch();
     let tensors: HashMap<String, Tensor> =
         net.named().iter().map(|n| (n.name.clone(), n.var.as_tensor().clone())).collect();
-    let mut g = Graph { tensors, nodes: Vec::new(), initializers: Vec::new(), next: 0 };
+    let folds = net.batch_norms().map(|bn| Ok((bn.prefix().to_string(), bn.folded_f64()?))).collect::<Result<_>>()?;
+    let mut g = Graph { tensors, folds, nodes: Vec::new(), initializers: Vec::new(), next: 0 };
     let logits = g.network(arch, resolution)?;
     let graph = proto::GraphProto {
         node: g.nodes,
@@ -128,6 +129,8 @@ struct FoldedConv {
 /// The graph under construction, over the model's tensors by name.
 struct Graph {
     tensors: HashMap<String, Tensor>,
+    /// Each batch norm's eval-mode `(scale, shift)` by prefix, in f64.
+    folds: HashMap<String, (Vec<f64>, Vec<f64>)>,
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
     next: usize,
@@ -140,14 +143,14 @@ impl Graph {
         }
         let s = &arch.stem;
         let (geo, mut h) = ConvGeometry::padded(arch, s.kernel, 1, s.stride, 1, resolution)?;
-        let bn = self.bn_affine("stem.bn", arch.bn.eps)?;
+        let bn = self.bn_affine("stem.bn")?;
         let stem = self.folded("stem.conv.weight", &bn, 0)?;
         let mut x = self.conv(INPUT, stem, geo, "stem")?;
         x = self.act(&x, Act::Relu, "stem")?;
         for (i, b) in arch.blocks.iter().enumerate() {
             (x, h) = self.block(&x, i, b, arch, h).map_err(|e| candle_core::Error::Msg(format!("blocks[{i}]: {e}")))?;
         }
-        x = self.pointwise(&x, "head.conv", "head.bn", arch.last_channels(), arch.head.width, 1, arch)?;
+        x = self.pointwise(&x, "head.conv", "head.bn", arch.last_channels(), arch.head.width, 1)?;
         x = self.act(&x, Act::Relu, "head")?;
         let pooled = self.node("GlobalAveragePool", &[&x], vec![], "head.pool");
         let flat = self.node("Flatten", &[&pooled], vec![int("axis", 1)], "head.flatten");
@@ -164,15 +167,7 @@ impl Graph {
         let act = Act::from(b.act);
         let mut y = x.to_string();
         if b.has_expansion() {
-            y = self.pointwise(
-                &y,
-                &format!("{p}.expand"),
-                &format!("{p}.bn1"),
-                b.in_ch,
-                b.mid(),
-                b.expand_groups,
-                arch,
-            )?;
+            y = self.pointwise(&y, &format!("{p}.expand"), &format!("{p}.bn1"), b.in_ch, b.mid(), b.expand_groups)?;
             y = self.act(&y, act, &format!("{p}.expand"))?;
         }
         let (dw, h) = self.mix_conv(&y, &p, b, arch, h)?;
@@ -180,7 +175,7 @@ impl Graph {
         if let Some(se) = b.se_channels() {
             y = self.squeeze_excite(&y, &p, b.mid(), se, act)?;
         }
-        y = self.pointwise(&y, &format!("{p}.project"), &format!("{p}.bn3"), b.mid(), b.out, b.project_groups, arch)?;
+        y = self.pointwise(&y, &format!("{p}.project"), &format!("{p}.bn3"), b.mid(), b.out, b.project_groups)?;
         if b.has_residual() {
             y = self.node("Add", &[&y, x], vec![], &format!("{p}.residual"));
         }
@@ -189,7 +184,7 @@ impl Graph {
 
     /// Depthwise groups over contiguous channel slices, BN `bn2` folded in.
     fn mix_conv(&mut self, x: &str, p: &str, b: &Block, arch: &Arch, h: usize) -> Result<(String, usize)> {
-        let bn = self.bn_affine(&format!("{p}.bn2"), arch.bn.eps)?;
+        let bn = self.bn_affine(&format!("{p}.bn2"))?;
         let groups = b.depthwise_groups();
         let inputs = self.split(x, &groups.iter().map(|d| d.channels).collect::<Vec<_>>(), &format!("{p}.dw"));
         let (mut outs, mut size, mut c0) = (Vec::new(), None, 0);
@@ -206,18 +201,8 @@ impl Graph {
     }
 
     /// A grouped 1x1 conv without shuffle, BN `bn` folded in.
-    #[allow(clippy::too_many_arguments)]
-    fn pointwise(
-        &mut self,
-        x: &str,
-        conv: &str,
-        bn: &str,
-        cin: usize,
-        cout: usize,
-        groups: usize,
-        arch: &Arch,
-    ) -> Result<String> {
-        let bn = self.bn_affine(bn, arch.bn.eps)?;
+    fn pointwise(&mut self, x: &str, conv: &str, bn: &str, cin: usize, cout: usize, groups: usize) -> Result<String> {
+        let bn = self.bn_affine(bn)?;
         let splits = Block::pointwise_splits(cin, cout, groups);
         let mut folded = Vec::new();
         let mut o0 = 0;
@@ -339,16 +324,12 @@ impl Graph {
         self.tensor(name)?.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1()
     }
 
-    /// Eval-mode BN as `(scale, shift)`, computed in f64 from the stored statistics.
-    fn bn_affine(&self, prefix: &str, eps: f64) -> Result<(Vec<f64>, Vec<f64>)> {
-        let field = |f: &str| -> Result<Vec<f64>> {
-            Ok(self.raw(&format!("{prefix}.{f}"))?.into_iter().map(f64::from).collect())
-        };
-        let (gamma, beta, mean, var) =
-            (field("weight")?, field("bias")?, field("running_mean")?, field("running_var")?);
-        let scale: Vec<f64> = gamma.iter().zip(&var).map(|(g, v)| g / (v + eps).sqrt()).collect();
-        let shift = beta.iter().zip(&mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
-        Ok((scale, shift))
+    /// The batch norm `prefix` as `(scale, shift)`.
+    fn bn_affine(&self, prefix: &str) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.folds
+            .get(prefix)
+            .cloned()
+            .ok_or_else(|| candle_core::Error::Msg(format!("the model has no batch norm {prefix}")))
     }
 
     /// Conv `weight` with the BN channels from `c0` on folded in.

@@ -62,7 +62,7 @@ pub fn measure(arch: &Arch, cfg: &MeasureConfig) -> Result<Measurement> {
 
 /// A standard-normal input `[batch, 3, resolution, resolution]`, the same every run.
 pub(crate) fn input(cfg: &MeasureConfig) -> Result<Tensor> {
-    crate::bench::normal_images((cfg.batch, 3, cfg.resolution, cfg.resolution), 0)
+    crate::train_bench::normal_images((cfg.batch, 3, cfg.resolution, cfg.resolution), 0)
 }
 
 /// Times `run` by the rules of the module doc.

@@ -22,13 +22,10 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()
 }
 
-/// Eval-mode BN as (scale, shift) per channel, computed in f64.
+/// Eval-mode BN as (scale, bias) per channel: the scale stays f64 to scale the conv weights.
 fn fold(bn: &BatchNorm) -> Result<(Vec<f64>, Vec<f32>)> {
-    let f = |v: &candle_core::Var| v.as_tensor().to_dtype(DType::F64)?.to_vec1::<f64>();
-    let (g, b, m, v) = (f(&bn.gamma)?, f(&bn.beta)?, f(&bn.running_mean)?, f(&bn.running_var)?);
-    let scale: Vec<f64> = g.iter().zip(&v).map(|(g, v)| g / (v + bn.eps).sqrt()).collect();
-    let shift = b.iter().zip(&m).zip(&scale).map(|((b, m), s)| (b - m * s) as f32).collect();
-    Ok((scale, shift))
+    let (scale, shift) = bn.folded_f64()?;
+    Ok((scale, shift.into_iter().map(|s| s as f32).collect()))
 }
 
 /// Conv weights whose output channel `c` owns `per_channel` consecutive values, times `scale[c]`.

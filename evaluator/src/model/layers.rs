@@ -2,7 +2,7 @@
 //! the fast ops in [`kernels`]. `train` selects batch statistics (and updates the running
 //! ones) or the folded eval-mode affine.
 
-use candle_core::{Result, Tensor, Var};
+use candle_core::{DType, Result, Tensor, Var};
 use space::{Block, Padding};
 
 use super::params::ParamStore;
@@ -10,6 +10,8 @@ use kernels::{Act, MixConvSpec};
 
 /// BatchNorm with running statistics (PyTorch momentum convention), fused with an activation.
 pub struct BatchNorm {
+    /// What its tensors' names start with (`blocks.3.bn2`).
+    prefix: String,
     pub(super) gamma: Var,
     pub(super) beta: Var,
     pub(super) running_mean: Var,
@@ -22,6 +24,7 @@ pub struct BatchNorm {
 impl BatchNorm {
     pub fn new(ps: &mut ParamStore, prefix: &str, c: usize, bn: space::BatchNorm, act: Act) -> Result<Self> {
         Ok(Self {
+            prefix: prefix.to_string(),
             gamma: ps.constant(format!("{prefix}.weight"), c, 1.0, true)?,
             beta: ps.constant(format!("{prefix}.bias"), c, 0.0, true)?,
             running_mean: ps.constant(format!("{prefix}.running_mean"), c, 0.0, false)?,
@@ -34,7 +37,7 @@ impl BatchNorm {
 
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if !train {
-            let (scale, shift) = self.folded()?;
+            let (scale, shift) = self.folded(self.gamma.dtype())?;
             return kernels::channel_affine(x, &scale, &shift, self.act);
         }
         let (y, stats) = kernels::batch_norm_train(x, &self.gamma, &self.beta, self.eps, self.act)?;
@@ -44,12 +47,25 @@ impl BatchNorm {
         Ok(y)
     }
 
-    /// Eval-mode BN as a per-channel affine: `scale = gamma / sqrt(var + eps)`,
-    /// `shift = beta - mean * scale`.
-    pub fn folded(&self) -> Result<(Tensor, Tensor)> {
-        let scale = (self.gamma.as_tensor() / (self.running_var.as_tensor() + self.eps)?.sqrt()?)?;
-        let shift = (self.beta.as_tensor() - (self.running_mean.as_tensor() * &scale)?)?;
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Eval-mode BN as a per-channel affine computed in `dtype`: `scale = gamma / sqrt(var +
+    /// eps)`, `shift = beta - mean * scale`. The eval forward folds in the model's dtype; the
+    /// frozen and exported networks fold in f64 ([`Self::folded_f64`]) before scaling weights.
+    pub fn folded(&self, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let [gamma, beta, mean, var] =
+            [&self.gamma, &self.beta, &self.running_mean, &self.running_var].map(|v| v.as_tensor().to_dtype(dtype));
+        let scale = (gamma? / (var? + self.eps)?.sqrt()?)?;
+        let shift = (beta? - (mean? * &scale)?)?;
         Ok((scale, shift))
+    }
+
+    /// [`Self::folded`] in f64, as `(scale, shift)` per channel.
+    pub fn folded_f64(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        let (scale, shift) = self.folded(DType::F64)?;
+        Ok((scale.to_vec1()?, shift.to_vec1()?))
     }
 }
 

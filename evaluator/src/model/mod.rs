@@ -144,6 +144,12 @@ impl MixNet {
         &self.arch
     }
 
+    /// Every batch norm of the model, in forward order.
+    pub(crate) fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
+        let blocks = self.blocks.iter().flat_map(|b| b.expand.iter().map(|e| &e.1).chain([&b.bn2, &b.bn3]));
+        std::iter::once(&self.stem.1).chain(blocks).chain([&self.head.1])
+    }
+
     /// Every tensor of the model (parameters and BN running statistics), in construction order.
     pub fn named(&self) -> &[Named] {
         &self.params

@@ -8,6 +8,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use super::super::cpu::{simd, Real, LANES};
+use super::super::disjoint::DisjointSlice;
 use super::{Geom, Group};
 
 /// Whether the op takes this path: enough images to fill the lanes, output planes small enough
@@ -16,24 +17,6 @@ use super::{Geom, Group};
 /// padded path on 16x16 at stride 1.
 pub(super) fn pays(geo: &Geom) -> bool {
     geo.n >= 16 && geo.ho * geo.wo <= 64
-}
-
-/// A pointer that rayon tasks share to write disjoint elements (each task owns one channel's
-/// planes, which interleave with the others' in `[n, c, h, w]`).
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
-// SAFETY: tasks write disjoint elements only (see the users), and the elements themselves
-// may move between threads.
-unsafe impl<T: Send> Send for Shared<T> {}
-unsafe impl<T: Send> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    /// # Safety
-    /// `i` must lie in the allocation and no other task may touch it.
-    #[inline(always)]
-    unsafe fn write(self, i: usize, v: T) {
-        self.0.add(i).write(v)
-    }
 }
 
 /// Channel `ch`'s planes of `src` (`[n, c, hw]`) as `[hw][n]` in `buf`.
@@ -48,15 +31,24 @@ fn gather<T: Real>(src: &[T], n: usize, c: usize, hw: usize, ch: usize, buf: &mu
     }
 }
 
-/// `buf` (`[hw][n]`) back into channel `ch`'s planes of `dst` (`[n, c, hw]`).
+/// `buf` (`[hw][n]`) back into channel `ch`'s planes of `dst` (`[n, c, hw]`), each value
+/// stored by `put` (`dst` may be uninitialised). Each task owns one channel's planes, which
+/// interleave with the others' across the batch.
 ///
 /// # Safety
-/// `dst` must hold `n * c * hw` elements, and no other task may write channel `ch`.
-unsafe fn scatter<T: Real>(buf: &[T], n: usize, c: usize, hw: usize, ch: usize, dst: Shared<T>) {
+/// No other task may touch channel `ch`.
+unsafe fn scatter<T: Real, D>(
+    buf: &[T],
+    (n, c, hw): (usize, usize, usize),
+    ch: usize,
+    dst: &DisjointSlice<D>,
+    put: impl Fn(&mut D, T),
+) {
     for img in 0..n {
         let base = (img * c + ch) * hw;
-        for p in 0..hw {
-            dst.write(base + p, buf[p * n + img]);
+        let plane = dst.range_mut(base..base + hw);
+        for (p, d) in plane.iter_mut().enumerate() {
+            put(d, buf[p * n + img]);
         }
     }
 }
@@ -94,7 +86,7 @@ fn fwd_channel<T: Real>(geo: &Geom, g: &Group, wk: &[T], xb: &[T], ob: &mut Vec<
 /// Forward of the whole op into `out` (`[n, c, ho, wo]`, uninitialised).
 pub(super) fn fwd<T: Real>(geo: &Geom, x: &[T], w: &[T], out: &mut [MaybeUninit<T>]) {
     let (hw, hwo) = (geo.h * geo.w, geo.ho * geo.wo);
-    let dst = Shared(out.as_mut_ptr().cast::<T>());
+    let dst = DisjointSlice::new(out);
     (0..geo.c).into_par_iter().for_each_with((Vec::new(), Vec::new()), |(xb, ob), ch| {
         let (g, wk) = geo.kernel(ch, w);
         gather(x, geo.n, geo.c, hw, ch, xb);
@@ -102,8 +94,8 @@ pub(super) fn fwd<T: Real>(geo: &Geom, x: &[T], w: &[T], out: &mut [MaybeUninit<
             #[inline(always)]
             || fwd_channel(geo, g, wk, xb, ob),
         );
-        // SAFETY: `out` holds n * c * ho * wo elements; this task alone writes channel `ch`.
-        unsafe { scatter(ob, geo.n, geo.c, hwo, ch, dst) };
+        // SAFETY: this task alone writes channel `ch`.
+        unsafe { scatter(ob, (geo.n, geo.c, hwo), ch, &dst, |d, v| *d = MaybeUninit::new(v)) };
     });
 }
 
@@ -141,7 +133,7 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 /// like the weights, zeroed).
 pub(super) fn bwd<T: Real>(geo: &Geom, x: &[T], w: &[T], grad: &[T], gx: &mut [T], gw: &mut [T]) {
     let (hw, hwo) = (geo.h * geo.w, geo.ho * geo.wo);
-    let dst = Shared(gx.as_mut_ptr());
+    let dst = DisjointSlice::new(gx);
     let scratch = (Vec::new(), Vec::new(), Vec::new());
     geo.per_channel(gw).into_par_iter().enumerate().for_each_with(scratch, |(xb, gb, gxb), (ch, gwc)| {
         let (g, wk) = geo.kernel(ch, w);
@@ -151,7 +143,7 @@ pub(super) fn bwd<T: Real>(geo: &Geom, x: &[T], w: &[T], grad: &[T], gx: &mut [T
             #[inline(always)]
             || bwd_channel(geo, g, wk, xb, gb, gxb, gwc),
         );
-        // SAFETY: `gx` holds n * c * h * w elements; this task alone writes channel `ch`.
-        unsafe { scatter(gxb, geo.n, geo.c, hw, ch, dst) };
+        // SAFETY: this task alone writes channel `ch`.
+        unsafe { scatter(gxb, (geo.n, geo.c, hw), ch, &dst, |d, v| *d = v) };
     });
 }

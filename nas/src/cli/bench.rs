@@ -2,8 +2,8 @@
 //! the same fields as `shared/bench/torch_reference.py` and `ort_reference.py`.
 
 use clap::{Args, Subcommand};
-use evaluator::bench::{peak_rss_mib, train_step, TrainBenchConfig};
 use evaluator::latency::measure::{measure, MeasureConfig};
+use evaluator::train_bench::{peak_rss_mib, train_step, TrainBenchConfig};
 use serde_json::json;
 
 #[derive(Args, Debug)]

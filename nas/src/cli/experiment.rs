@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use evaluator::train::fit::{DataSpec, PreparedData, ProxyConfig};
+use evaluator::train::prepared::{DataSpec, PreparedData};
+use evaluator::train::proxy::ProxyConfig;
 
 use crate::experiment::journal::{ExperimentConfig, Results, CONFIG_FORMAT};
 use crate::experiment::run::{self, LatencyPlan};

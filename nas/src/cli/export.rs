@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use evaluator::export::onnx;
-use evaluator::train::run::Checkpoint;
+use evaluator::train::run_dir::Checkpoint;
 
 /// Writes the eval-mode network of a checkpoint as ONNX, with its trained weights.
 #[derive(Args, Debug)]

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use evaluator::train::fit::{train_to_dir, DataSpec, PreparedData};
 use evaluator::train::optim::{AdamWConfig, OptimizerConfig, RmsPropTfConfig, SgdConfig};
-use evaluator::train::run::{Checkpoint, Metrics};
+use evaluator::train::prepared::{DataSpec, PreparedData};
+use evaluator::train::run_dir::{train_to_dir, Checkpoint, Metrics};
 use evaluator::train::schedule::LrSchedule;
 use evaluator::train::trainer::{accuracy, TrainConfig};
 

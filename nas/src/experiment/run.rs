@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use evaluator::train::fit::{proxy_evaluate, PreparedData, ProxyConfig};
+use evaluator::train::prepared::PreparedData;
+use evaluator::train::proxy::{proxy_evaluate, ProxyConfig};
 
 use super::journal::{self, ExperimentConfig, LatencyRecord, Results, RunRecord};
 use super::Variant;

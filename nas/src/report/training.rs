@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use evaluator::train::run::{CheckpointRecord, Metrics};
+use evaluator::train::run_dir::{CheckpointRecord, Metrics};
 use evaluator::train::trainer::{EpochMetrics, TrainConfig};
 use plotters::prelude::*;
 
