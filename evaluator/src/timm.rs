@@ -111,31 +111,21 @@ pub fn load_timm(path: &Path, arch: &Arch) -> Result<HashMap<String, Tensor>> {
 mod tests {
     use super::*;
     use crate::model::MixNet;
-    use std::path::PathBuf;
-
-    fn fixtures() -> Option<PathBuf> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/timm");
-        if dir.exists() {
-            Some(dir)
-        } else {
-            eprintln!("SKIPPED: timm fixtures not found at {}", dir.display());
-            None
-        }
-    }
+    use testkit::float::max_abs_diff;
+    use testkit::shared::{testdata_dir, timm_fixtures};
 
     fn max_abs_diff_against_timm(dir: &Path, model: &str) -> f32 {
         let arch = space::presets::timm_model(model).unwrap();
         let net = MixNet::new(&arch, 0, &Device::Cpu).unwrap();
         net.load_named(&load_timm(&dir.join(format!("{model}.weights.safetensors")), &arch).unwrap()).unwrap();
         let io = candle_core::safetensors::load(dir.join(format!("{model}.io.safetensors")), &Device::Cpu).unwrap();
-        let logits = net.forward_eval(&io["input"]).unwrap();
-        (logits - &io["logits"]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+        max_abs_diff(&net.forward_eval(&io["input"]).unwrap(), &io["logits"])
     }
 
     #[test]
     fn mixnet_s_reproduces_timm_logits() {
-        if fixtures().is_some() {
-            let d = max_abs_diff_against_timm(&fixtures().unwrap(), "mixnet_s");
+        if let Some(dir) = timm_fixtures() {
+            let d = max_abs_diff_against_timm(&dir, "mixnet_s");
             eprintln!("mixnet_s: max abs diff {d:e}");
             assert!(d < 1e-3, "max abs diff {d}");
         }
@@ -143,8 +133,8 @@ mod tests {
 
     #[test]
     fn tf_mixnet_s_reproduces_timm_logits() {
-        if fixtures().is_some() {
-            let d = max_abs_diff_against_timm(&fixtures().unwrap(), "tf_mixnet_s");
+        if let Some(dir) = timm_fixtures() {
+            let d = max_abs_diff_against_timm(&dir, "tf_mixnet_s");
             eprintln!("tf_mixnet_s: max abs diff {d:e}");
             assert!(d < 1e-3, "max abs diff {d}");
         }
@@ -154,7 +144,7 @@ mod tests {
     /// into target/testdata/timm-extra/, where this test finds them.
     #[test]
     fn larger_mixnets_reproduce_timm_logits_when_fixtures_were_made() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/testdata/timm-extra");
+        let dir = testdata_dir().join("timm-extra");
         let mut checked = 0;
         for model in ["mixnet_m", "mixnet_l", "tf_mixnet_m", "tf_mixnet_l"] {
             if dir.join(format!("{model}.weights.safetensors")).exists() {

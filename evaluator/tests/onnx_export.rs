@@ -3,20 +3,17 @@
 //! random BN statistics must give our `forward_eval` logits to max abs difference < 1e-4.
 //! Needs a Python with onnxruntime and numpy (see `evaluator::export::ort`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use evaluator::export::{onnx, ort};
 use evaluator::model::{adapt_for_resolution, MixNet};
 use rand::{Rng, SeedableRng};
 use space::{Arch, Padding, SearchSpace};
+use testkit::float::max_abs_diff;
+use testkit::shared::timm_fixtures;
 
 const TOLERANCE: f32 = 1e-4;
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
-}
 
 /// Exports `net` at the input's resolution, runs it in ONNX Runtime and returns the max abs
 /// difference from our logits.
@@ -29,14 +26,6 @@ fn onnx_vs_ours(python: &str, net: &MixNet, input: &Tensor, dir: &Path, name: &s
     let scale = max_abs_diff(&ours, &ours.zeros_like().unwrap());
     eprintln!("{name}: ONNX Runtime vs forward_eval max abs diff {d:e} (logits up to {scale:.3})");
     d
-}
-
-fn timm_fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/timm");
-    dir.exists().then_some(dir.clone()).or_else(|| {
-        eprintln!("SKIPPED: timm fixtures not found at {}", dir.display());
-        None
-    })
 }
 
 #[test]

@@ -623,10 +623,11 @@ pub(crate) fn mix_conv(x: &Tensor, weights: &[Tensor], spec: &MixConvSpec) -> Re
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{check_against, grad_check, rand};
     use super::super::{reference, DepthwiseGroup, Padding};
     use super::*;
     use candle_core::DType;
+    use testkit::grad::{check_against, grad_check};
+    use testkit::tensor::rand;
 
     fn spec(groups: &[(usize, usize, usize)], stride: usize, padding: Padding) -> MixConvSpec {
         let groups = groups.iter().map(|&(channels, kernel, dilation)| DepthwiseGroup { channels, kernel, dilation });
@@ -696,7 +697,7 @@ mod tests {
         let xt = ts[0].transpose(2, 3)?;
         let got = mix_conv(&xt, &ts[1..], &spec)?;
         let want = reference::mix_conv(&xt.contiguous()?, &ts[1..], &spec)?;
-        super::super::testutil::assert_close(&got, &want, 1e-5, "transposed input")
+        testkit::float::assert_close(&got, &want, 1e-5, "transposed input")
     }
 
     #[test]

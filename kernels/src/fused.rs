@@ -210,10 +210,11 @@ pub fn scale_columns(w: &[f32], groups: &[(usize, usize)], gate: &[f32], out: &m
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{assert_close, rand, vec};
     use super::super::{channel_affine, pointwise, Padding};
     use super::*;
     use candle_core::{DType, Device, Result, Tensor};
+    use testkit::float::assert_close;
+    use testkit::tensor::{rand, vec};
 
     #[test]
     fn pointwise_into_matches_conv_then_affine() -> Result<()> {

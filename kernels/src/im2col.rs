@@ -111,9 +111,10 @@ pub(crate) fn im2col(x: &Tensor, k: usize, stride: usize) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{check_against, grad_check, rand};
     use super::*;
     use candle_core::DType;
+    use testkit::grad::{check_against, grad_check};
+    use testkit::tensor::rand;
 
     /// The dense conv the stem runs: im2col, then a 1x1 conv on the reshaped weight.
     fn conv(t: &[Tensor], stride: usize) -> Result<Tensor> {

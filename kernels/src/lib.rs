@@ -22,8 +22,6 @@ pub mod pool;
 pub mod reference;
 mod se;
 pub mod stats;
-#[cfg(test)]
-mod testutil;
 
 use candle_core::{Result, Tensor};
 pub use space::{DepthwiseGroup, Padding};

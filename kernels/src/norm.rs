@@ -471,8 +471,10 @@ pub(crate) fn swish(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::super::reference;
-    use super::super::testutil::{assert_close, check_against, grad_check, rand};
     use super::*;
+    use testkit::float::assert_close;
+    use testkit::grad::{check_against, grad_check};
+    use testkit::tensor::rand;
 
     const ACTS: [Act; 3] = [Act::None, Act::Relu, Act::Swish];
 

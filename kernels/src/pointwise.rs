@@ -333,9 +333,10 @@ pub(crate) fn pointwise(x: &Tensor, weights: &[Tensor]) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::super::reference;
-    use super::super::testutil::{check_against, grad_check, rand};
     use super::*;
     use candle_core::DType;
+    use testkit::grad::{check_against, grad_check};
+    use testkit::tensor::rand;
 
     /// `x: [n, sum cin, h, w]` and one `[cout_g, cin_g, 1, 1]` weight per group.
     fn inputs(n: usize, hw: (usize, usize), groups: &[(usize, usize)], dtype: DType) -> Result<Vec<Tensor>> {

@@ -157,9 +157,10 @@ pub(crate) fn channel_scale(x: &Tensor, gate: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::super::reference;
-    use super::super::testutil::{check_against, grad_check, rand};
     use super::*;
     use candle_core::DType;
+    use testkit::grad::{check_against, grad_check};
+    use testkit::tensor::rand;
 
     #[test]
     fn matches_reference() -> Result<()> {

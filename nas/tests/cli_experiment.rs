@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::Output;
 
 mod common;
-use common::{nas, ok, s};
+use common::nas;
+use testkit::process::{arg, ok};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -95,14 +96,14 @@ fn a_tiny_kernel_sweep_writes_results_and_a_figure_and_resumes() {
 /// variants, ten images per class, so CI can afford it. Skips where the archive is absent.
 #[test]
 fn a_kernel_sweep_on_cifar10_jpegs_writes_results_and_a_figure() {
-    let Some(cifar) = evaluator::data::testdata::cifar10_jpg() else { return };
+    let Some(cifar) = testkit::shared::cifar10_jpg() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sweep");
     #[rustfmt::skip]
     let out = ok(nas(&[
-        "experiment", "kernel-sweep", "--data", s(&cifar), "--subset", "10", "--epochs", "1",
+        "experiment", "kernel-sweep", "--data", arg(&cifar), "--subset", "10", "--epochs", "1",
         "--seeds", "1", "--width", "0.35", "--test-per-class", "5", "--batch", "32",
-        "--variants", "single-k3,mix-3-7", "--latency", "none", "--out", s(&dir),
+        "--variants", "single-k3,mix-3-7", "--latency", "none", "--out", arg(&dir),
     ]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("accuracy on 50 test images"), "{err}");
@@ -124,13 +125,13 @@ fn a_kernel_sweep_on_cifar10_jpegs_writes_results_and_a_figure() {
 #[test]
 #[ignore = "full-budget CIFAR-10 kernel sweep, several hours on two cores"]
 fn the_issue_kernel_sweep_on_cifar10_finishes() {
-    let Some(cifar) = evaluator::data::testdata::cifar10_jpg() else { return };
+    let Some(cifar) = testkit::shared::cifar10_jpg() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("sweep");
     #[rustfmt::skip]
     ok(nas(&[
-        "experiment", "kernel-sweep", "--data", s(&cifar), "--epochs", "1", "--subset", "2000",
-        "--seeds", "1", "--out", s(&dir),
+        "experiment", "kernel-sweep", "--data", arg(&cifar), "--epochs", "1", "--subset", "2000",
+        "--seeds", "1", "--out", arg(&dir),
     ]));
     let results = results_json(&dir);
     let variants = results["variants"].as_array().unwrap();

@@ -11,32 +11,29 @@ use evaluator::train::run_dir::{save, CheckpointRecord, CHECKPOINT_FORMAT};
 use rand::SeedableRng;
 
 mod common;
-use common::{nas, ok, s};
+use common::nas;
+use testkit::float::max_abs_diff;
+use testkit::process::{arg, ok};
 
 /// `nas export` at `res`, then ONNX Runtime vs `nas infer` on `input.safetensors`.
 fn export_vs_infer(python: &str, ckpt: &Path, input: &Path, res: usize, dir: &Path) -> f32 {
     let (model, logits) = (dir.join("model.onnx"), dir.join("logits.safetensors"));
-    ok(nas(&["export", "--checkpoint", s(ckpt), "--onnx", s(&model), "--resolution", &res.to_string()]));
-    ok(nas(&["infer", "--checkpoint", s(ckpt), "--tensor", s(input), "--output", s(&logits)]));
+    ok(nas(&["export", "--checkpoint", arg(ckpt), "--onnx", arg(&model), "--resolution", &res.to_string()]));
+    ok(nas(&["infer", "--checkpoint", arg(ckpt), "--tensor", arg(input), "--output", arg(&logits)]));
     let x = candle_core::safetensors::load(input, &Device::Cpu).unwrap().remove("input").unwrap();
     let ours = candle_core::safetensors::load(&logits, &Device::Cpu).unwrap().remove("logits").unwrap();
     let theirs = ort::run(python, &model, &x).unwrap();
-    assert_eq!(ours.dims(), theirs.dims());
-    (ours - theirs).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    max_abs_diff(&ours, &theirs)
 }
 
 #[test]
 fn exported_timm_mixnet_s_matches_nas_infer_in_onnx_runtime() {
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/timm");
-    if !fixtures.exists() {
-        eprintln!("SKIPPED: timm fixtures not found at {}", fixtures.display());
-        return;
-    }
+    let Some(fixtures) = testkit::shared::timm_fixtures() else { return };
     let Some(python) = ort::python_for_tests() else { return };
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("mixnet_s");
     let weights = fixtures.join("mixnet_s.weights.safetensors");
-    ok(nas(&["import-timm", "--model", "mixnet_s", "--weights", s(&weights), "--out", s(&ckpt)]));
+    ok(nas(&["import-timm", "--model", "mixnet_s", "--weights", arg(&weights), "--out", arg(&ckpt)]));
     let d = export_vs_infer(&python, &ckpt, &fixtures.join("mixnet_s.io.safetensors"), 96, dir.path());
     eprintln!("mixnet_s: nas export in ONNX Runtime vs nas infer, max abs diff {d:e}");
     assert!(d < 1e-4, "max abs diff {d}");
@@ -68,7 +65,7 @@ fn exported_proxy_checkpoint_matches_nas_infer_and_needs_its_resolution() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = proxy_checkpoint(dir.path());
     let model = dir.path().join("model.onnx");
-    let refused = nas(&["export", "--checkpoint", s(&ckpt), "--onnx", s(&model)]);
+    let refused = nas(&["export", "--checkpoint", arg(&ckpt), "--onnx", arg(&model)]);
     let err = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2));
     assert!(err.contains("--resolution") && err.lines().count() == 1, "{err}");
@@ -86,7 +83,7 @@ fn exported_proxy_checkpoint_matches_nas_infer_and_needs_its_resolution() {
 fn export_of_a_missing_checkpoint_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.onnx");
-    let out = nas(&["export", "--checkpoint", s(&dir.path().join("none")), "--onnx", s(&model)]);
+    let out = nas(&["export", "--checkpoint", arg(&dir.path().join("none")), "--onnx", arg(&model)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("none/model.safetensors") && err.lines().count() == 1, "{err}");

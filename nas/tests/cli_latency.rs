@@ -1,14 +1,15 @@
 //! `nas latency --validate` through the built binary (32 px, so it takes seconds).
 
 mod common;
-use common::{nas, ok, s};
+use common::nas;
+use testkit::process::{arg, ok};
 
 #[test]
 fn validation_scores_the_table_against_adjusted_and_raw_times() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("table.json");
     let args = ["latency", "--validate", "--samples", "3", "--resolution", "32", "--repeats", "5", "--json", "--table"];
-    let out = ok(nas(&[&args[..], &[s(&table)]].concat()));
+    let out = ok(nas(&[&args[..], &[arg(&table)]].concat()));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let samples = v["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 3);

@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use search::results::{read_lines, Status, Summary, TrialRecord};
 
 mod common;
-use common::{nas, ok, s};
+use common::nas;
+use testkit::process::{arg, ok};
 
 /// One finished surrogate search shared by the tests of this file, under target/tmp.
 fn search_run() -> PathBuf {
@@ -19,7 +20,7 @@ fn search_run() -> PathBuf {
             std::fs::remove_dir_all(&run).unwrap();
         }
         let args = ["search", "--target-latency", "75ms", "--evaluator", "surrogate", "--trials", "24", "--seed", "3"];
-        ok(nas(&[&args[..], &["--quiet", "--out", s(&run)]].concat()));
+        ok(nas(&[&args[..], &["--quiet", "--out", arg(&run)]].concat()));
         run
     })
     .clone()
@@ -45,7 +46,7 @@ fn report_of_a_search_run_has_every_plot_and_the_runs_numbers() {
     let run = &search_run();
     let out = tempfile::tempdir().unwrap();
     let (html_path, plots) = (out.path().join("r.html"), out.path().join("plots"));
-    ok(nas(&["report", s(run), "--out", s(&html_path), "--plots", s(&plots)]));
+    ok(nas(&["report", arg(run), "--out", arg(&html_path), "--plots", arg(&plots)]));
     let html = std::fs::read_to_string(&html_path).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
     assert!(
@@ -85,7 +86,7 @@ fn report_of_a_search_run_has_every_plot_and_the_runs_numbers() {
 fn inspect_summarises_a_run_folder() {
     let run = &search_run();
     let v: serde_json::Value =
-        serde_json::from_slice(&ok(nas(&["inspect", s(run), "--json", "--top", "3"])).stdout).unwrap();
+        serde_json::from_slice(&ok(nas(&["inspect", arg(run), "--json", "--top", "3"])).stdout).unwrap();
     let recs = records(run);
     assert_eq!(v["budget"]["trials_done"].as_u64(), Some(recs.len() as u64));
     assert_eq!(v["budget"]["trials_planned"].as_u64(), Some(24));
@@ -99,7 +100,7 @@ fn inspect_summarises_a_run_folder() {
         serde_json::from_slice(&std::fs::read(run.join("pareto.json")).unwrap()).unwrap();
     let ids = |a: &[serde_json::Value], key: &str| a.iter().map(|t| t[key].as_u64().unwrap()).collect::<Vec<_>>();
     assert_eq!(ids(v["pareto"].as_array().unwrap(), "trial"), ids(&front, "id"));
-    let text = String::from_utf8(ok(nas(&["inspect", s(run)])).stdout).unwrap();
+    let text = String::from_utf8(ok(nas(&["inspect", arg(run)])).stdout).unwrap();
     assert!(text.contains(&format!("budget: {} of 24 trials", recs.len())), "{text}");
     assert!(
         text.contains("best 5 trials by reward")
@@ -107,15 +108,10 @@ fn inspect_summarises_a_run_folder() {
     );
 }
 
-/// A two-block network, so that training it takes seconds.
+/// A two-block network named "tiny", so that training it takes seconds.
 fn tiny_arch(dir: &Path) -> PathBuf {
-    let mut v: serde_json::Value = serde_json::from_str(&space::presets::mixnet_s().to_json()).unwrap();
-    v["blocks"].as_array_mut().unwrap().truncate(2);
-    v["head"]["width"] = serde_json::json!(64);
-    v["name"] = serde_json::json!("tiny");
-    let path = dir.join("tiny.json");
-    std::fs::write(&path, v.to_string()).unwrap();
-    path
+    let arch = space::Arch { name: Some("tiny".into()), ..testkit::arch::mixnet_s_prefix(2) };
+    testkit::arch::write_json(&arch, dir.join("tiny.json"))
 }
 
 #[test]
@@ -123,8 +119,8 @@ fn report_of_a_training_run_shows_its_curves_and_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let (arch, train) = (tiny_arch(dir.path()), dir.path().join("train"));
     let args = ["train", "--data", "default", "--epochs", "2", "--subset", "12", "--batch", "16", "--threads", "1"];
-    ok(nas(&[&args[..], &["--arch", s(&arch), "--out", s(&train)]].concat()));
-    ok(nas(&["report", s(&train), "--plots", s(&dir.path().join("plots"))]));
+    ok(nas(&[&args[..], &["--arch", arg(&arch), "--out", arg(&train)]].concat()));
+    ok(nas(&["report", arg(&train), "--plots", arg(&dir.path().join("plots"))]));
     let html = std::fs::read_to_string(train.join("report.html")).unwrap();
     assert!(html.contains("Training report: train") && html.contains("tiny"));
     assert_eq!(html.matches("<svg").count(), 3, "curves, learning rate, architecture");
@@ -144,7 +140,7 @@ fn report_of_a_training_run_shows_its_curves_and_epochs() {
 fn a_folder_that_is_neither_kind_is_refused_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.json"), "{}").unwrap();
-    for args in [vec!["report", s(dir.path())], vec!["inspect", s(dir.path())]] {
+    for args in [vec!["report", arg(dir.path())], vec!["inspect", arg(dir.path())]] {
         let out = nas(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -158,7 +154,7 @@ fn a_folder_that_is_neither_kind_is_refused_in_one_line() {
     }
     assert!(!dir.path().join("report.html").exists(), "nothing written");
     let missing = dir.path().join("nope");
-    let out = nas(&["report", s(&missing)]);
+    let out = nas(&["report", arg(&missing)]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a folder"));
 }
@@ -201,7 +197,7 @@ fn report_opens_in_headless_chromium_without_errors() {
     let run = &search_run();
     let dir = tempfile::tempdir().unwrap();
     let (html, png) = (dir.path().join("report.html"), dir.path().join("shot.png"));
-    ok(nas(&["report", s(run), "--out", s(&html)]));
+    ok(nas(&["report", arg(run), "--out", arg(&html)]));
     let log = screenshot(&html, &png, &dir.path().join("profile"));
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).collect();
     assert!(console.is_empty(), "console messages: {console:?}");

@@ -12,15 +12,12 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Tensor};
 use evaluator::train::run_dir::{Checkpoint, Metrics};
 
-mod common;
-use common::{ok, s};
+use testkit::bytes::noise;
+use testkit::cifar::write_noise_batches;
+use testkit::process::{arg, ok, run};
 
 fn nas() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nas"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("nas runs")
 }
 
 fn stderr_lines(out: &Output) -> Vec<String> {
@@ -38,38 +35,11 @@ fn refused(args: &[&str], out_dir: &Path) -> Vec<String> {
     lines
 }
 
-/// Bytes from a fixed linear congruential generator: "random" content that is the same on
-/// every run.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 56) as u8
-        })
-        .collect()
-}
-
-/// CIFAR-10 binary batches (`data_batch_1..5.bin`, `test_batch.bin`), `records` 3073-byte
-/// records each, labels cycling through the ten classes.
-fn write_cifar(dir: &Path, records: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let names = (1..=5).map(|i| format!("data_batch_{i}.bin")).chain(["test_batch.bin".to_string()]);
-    for (f, name) in names.enumerate() {
-        let mut bytes = Vec::with_capacity(records * 3073);
-        for r in 0..records {
-            bytes.push((r % 10) as u8);
-            bytes.extend(noise(3072, (f * 1000 + r) as u64));
-        }
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-}
-
 #[test]
 fn a_missing_data_folder_is_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("no-such-data");
-    let lines = refused(&["--arch", "mixnet-s", "--data", s(&missing)], &tmp.path().join("run"));
+    let lines = refused(&["--arch", "mixnet-s", "--data", arg(&missing)], &tmp.path().join("run"));
     assert_eq!(lines, [format!("nas: {}: data directory not found", missing.display())]);
 }
 
@@ -77,13 +47,13 @@ fn a_missing_data_folder_is_one_line() {
 fn a_truncated_cifar_batch_is_one_line_naming_it() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("cifar");
-    write_cifar(&data, 10);
+    write_noise_batches(&data, 10);
     // A middle batch, so the message must name the file actually read, not the first or the last.
     let bad = data.join("data_batch_3.bin");
     let mut bytes = std::fs::read(&bad).unwrap();
     bytes.truncate(bytes.len() - 5);
     std::fs::write(&bad, &bytes).unwrap();
-    let lines = refused(&["--arch", "mixnet-s", "--data", s(&data)], &tmp.path().join("run"));
+    let lines = refused(&["--arch", "mixnet-s", "--data", arg(&data)], &tmp.path().join("run"));
     let what = "truncated CIFAR-10 batch: 30725 bytes is not a multiple of the 3073-byte record";
     assert_eq!(lines, [format!("nas: {}: {what}", bad.display())]);
 }
@@ -105,7 +75,7 @@ fn a_jpg_that_is_not_an_image_is_one_line_naming_it() {
     }
     let bad = data.join("train/dog/2b.jpg");
     std::fs::write(&bad, noise(700, 9)).unwrap();
-    let lines = refused(&["--arch", "mixnet-s", "--data", s(&data)], &tmp.path().join("run"));
+    let lines = refused(&["--arch", "mixnet-s", "--data", arg(&data)], &tmp.path().join("run"));
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with(&format!("nas: {}: not a readable image: ", bad.display())), "{lines:?}");
 }
@@ -113,17 +83,13 @@ fn a_jpg_that_is_not_an_image_is_one_line_naming_it() {
 #[test]
 fn init_weights_of_another_architecture_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let weights = evaluator::data::testdata::shared_dir().join("fixtures/timm/mixnet_s.weights.safetensors");
-    if !weights.is_file() {
-        eprintln!("SKIPPED: {} not found (set MIXNAS_SHARED to its folder)", weights.display());
-        return;
-    }
+    let Some(weights) = testkit::shared::shared_path("fixtures/timm/mixnet_s.weights.safetensors") else { return };
     let ckpt = tmp.path().join("mixnet-s");
-    ok(run(nas().args(["import-timm", "--model", "mixnet_s", "--weights", s(&weights), "--out", s(&ckpt)])));
+    ok(run(nas().args(["import-timm", "--model", "mixnet_s", "--weights", arg(&weights), "--out", arg(&ckpt)])));
     // Three-channel data, so only the architecture can make the weights not fit.
     let data = tmp.path().join("cifar");
-    write_cifar(&data, 10);
-    let common = ["--init", s(&ckpt), "--data", s(&data), "--epochs", "1", "--subset", "2", "--batch", "10"];
+    write_noise_batches(&data, 10);
+    let common = ["--init", arg(&ckpt), "--data", arg(&data), "--epochs", "1", "--subset", "2", "--batch", "10"];
 
     // The checkpoint itself is fine: MixNet-S starts from it (with a new 10-class classifier).
     let fits = tmp.path().join("fits");
@@ -147,12 +113,7 @@ fn init_weights_of_another_architecture_are_refused() {
 
 /// The first four blocks of MixNet-S with a narrow head: real layers, a few seconds an epoch.
 fn tiny_arch(dir: &Path) -> PathBuf {
-    let mut arch = space::presets::mixnet_s();
-    arch.blocks.truncate(4);
-    arch.head.width = 64;
-    let path = dir.join("tiny.json");
-    std::fs::write(&path, arch.to_json()).unwrap();
-    path
+    testkit::arch::write_json(&testkit::arch::mixnet_s_prefix(4), dir.join("tiny.json"))
 }
 
 fn metrics(dir: &Path) -> Option<Metrics> {
@@ -175,8 +136,8 @@ fn sigkill_mid_epoch_and_resume_reach_the_uninterrupted_metrics() {
     let arch = tiny_arch(tmp.path());
     let train = |out: &Path| {
         let mut cmd = nas();
-        cmd.args(["train", "--arch", s(&arch), "--data", "default", "--subset", "24", "--epochs", "2"]);
-        cmd.args(["--batch", "16", "--lr", "0.05", "--seed", "7", "--threads", "2", "--quiet", "--out", s(out)]);
+        cmd.args(["train", "--arch", arg(&arch), "--data", "default", "--subset", "24", "--epochs", "2"]);
+        cmd.args(["--batch", "16", "--lr", "0.05", "--seed", "7", "--threads", "2", "--quiet", "--out", arg(out)]);
         cmd
     };
     let (whole, broken) = (tmp.path().join("whole"), tmp.path().join("broken"));
@@ -203,7 +164,7 @@ fn sigkill_mid_epoch_and_resume_reach_the_uninterrupted_metrics() {
     assert_eq!(killed.test_accuracy, None, "killed before the end");
     assert_eq!(Checkpoint::read(&broken).unwrap().record.epoch, 1);
 
-    let out = ok(run(nas().args(["train", "--resume", s(&broken), "--threads", "2", "--quiet"])));
+    let out = ok(run(nas().args(["train", "--resume", arg(&broken), "--threads", "2", "--quiet"])));
     let resumed = metrics(&broken).unwrap();
     assert_eq!(key(&resumed), expected);
     // Epoch 1 was kept from the killed run, not trained again (its timing would differ).

@@ -3,10 +3,11 @@
 //! latency target is warned about from the lookup table.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use search::results::{read_lines, TrialRecord};
+use testkit::process::run;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -19,10 +20,6 @@ fn search(args: &[&str]) -> Command {
     cmd.args(["--evaluator", "surrogate", "--workers", "2", "--threads", "2", "--quiet"]);
     cmd.args(args);
     cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("nas runs")
 }
 
 /// The journal by id without timestamps; panics unless every id appears exactly once.

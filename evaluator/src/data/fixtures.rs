@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::cifar::{CIFAR10_CLASSES, RECORD};
+use super::cifar::CIFAR10_CLASSES;
 use super::idx::{encode_images, encode_labels, gzip};
 use super::rng::SplitMix64;
 use super::{Dataset, Shape};
@@ -16,25 +16,19 @@ pub(crate) fn random(n: usize, shape: Shape, classes: &[&str], seed: u64) -> Dat
     Dataset::new(pixels, labels, classes.iter().map(|c| c.to_string()).collect::<Vec<_>>(), shape)
 }
 
-fn cifar_bytes(d: &Dataset) -> Vec<u8> {
-    let mut out = Vec::with_capacity(d.len() * RECORD);
-    for i in 0..d.len() {
-        out.push(d.labels()[i] as u8);
-        out.extend_from_slice(d.image(i));
-    }
-    out
-}
-
 /// Batches 1, 2 and 10 (10 sorts before 2 by name, not by number) plus a test batch.
 pub(crate) fn write_cifar(dir: &Path) -> (Dataset, Dataset) {
+    let write = |name: &str, d: &Dataset| {
+        let labels: Vec<u8> = d.labels().iter().map(|&l| l as u8).collect();
+        testkit::cifar::write_batch(&dir.join(name), &labels, d.pixels());
+    };
     let shape = Shape::new(3, 32, 32);
     let train = random(30, shape, &CIFAR10_CLASSES, 1);
     for (k, n) in [1, 2, 10].iter().enumerate() {
-        let part = train.select(&(k * 10..k * 10 + 10).collect::<Vec<_>>());
-        std::fs::write(dir.join(format!("data_batch_{n}.bin")), cifar_bytes(&part)).unwrap();
+        write(&format!("data_batch_{n}.bin"), &train.select(&(k * 10..k * 10 + 10).collect::<Vec<_>>()));
     }
     let test = random(20, shape, &CIFAR10_CLASSES, 2);
-    std::fs::write(dir.join("test_batch.bin"), cifar_bytes(&test)).unwrap();
+    write("test_batch.bin", &test);
     (train, test)
 }
 

@@ -41,7 +41,6 @@ mod idx;
 mod loader;
 mod rng;
 mod split;
-pub mod testdata;
 mod transform;
 
 use std::fmt;
@@ -209,6 +208,8 @@ fn finish(train: Dataset, test: Dataset, opts: &LoadOptions) -> (Dataset, Datase
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     fn load_dir(dir: &Path) -> Result<DataSplits, DataError> {
@@ -271,5 +272,37 @@ mod tests {
     fn data_source_round_trips() {
         assert_eq!("default".parse::<DataSource>().unwrap(), DataSource::Default);
         assert_eq!("/x/y".parse::<DataSource>().unwrap().to_string(), "/x/y");
+    }
+
+    #[test]
+    fn real_cifar10_jpg_loads_a_balanced_subset() {
+        let Some(dir) = testkit::shared::cifar10_jpg() else { return };
+        let opts = LoadOptions { train_per_class: Some(100), test_per_class: Some(100), seed: 0, image_size: None };
+        let start = Instant::now();
+        let data = load(&DataSource::Path(dir), &opts).unwrap();
+        eprintln!("cifar10-jpg: 1,000 train + 1,000 test JPEGs decoded in {:?}", start.elapsed());
+        assert_eq!(data.format, Format::ImageFolder);
+        assert_eq!(data.train.classes(), CIFAR10_CLASSES);
+        assert_eq!(data.train.class_counts(), vec![100; 10]);
+        assert_eq!(data.test.class_counts(), vec![100; 10]);
+        assert_eq!(data.train.shape(), Shape::new(3, 32, 32));
+        let norm = Normalize::from_dataset(&data.train);
+        // CIFAR-10's red channel mean is about 0.49 (125/255); a 1,000-image subset lands near it.
+        assert!((norm.mean[0] - 0.49).abs() < 0.03, "red mean {}", norm.mean[0]);
+    }
+
+    /// Load times of larger CIFAR-10 JPEG subsets (release-like test profile):
+    /// `cargo test -p evaluator time_cifar10_jpg -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing only; takes seconds"]
+    fn time_cifar10_jpg_loads() {
+        let Some(dir) = testkit::shared::cifar10_jpg() else { return };
+        for per_class in [Some(1000), None] {
+            let opts = LoadOptions { train_per_class: per_class, test_per_class: Some(0), ..Default::default() };
+            let start = Instant::now();
+            let data = load(&DataSource::Path(dir.clone()), &opts).unwrap();
+            let threads = rayon::current_num_threads();
+            eprintln!("cifar10-jpg: {} train JPEGs in {:?} ({threads} threads)", data.train.len(), start.elapsed());
+        }
     }
 }

@@ -107,12 +107,12 @@ pub(crate) fn summarise(mut ms: Vec<f64>) -> Measurement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::test_arch;
+    use testkit::arch::two_block_net;
 
     #[test]
     fn stats_are_ordered_and_count_the_repeats() -> Result<()> {
         let cfg = MeasureConfig { resolution: 32, batch: 1, warmup: 1, repeats: 5, max_seconds: 60.0 };
-        let m = measure(&test_arch(), &cfg)?;
+        let m = measure(&two_block_net(), &cfg)?;
         assert_eq!(m.samples, 5);
         assert!(0.0 < m.min_ms && m.min_ms <= m.q25_ms && m.q25_ms <= m.median_ms && m.median_ms <= m.p90_ms, "{m:?}");
         assert!(m.threads >= 1);

@@ -133,34 +133,3 @@ impl From<candle_core::Error> for LatencyError {
         LatencyError::Run(e)
     }
 }
-
-/// A two-block network small enough for tests at 32x32.
-#[cfg(test)]
-pub(crate) fn test_arch() -> Arch {
-    use space::{Activation, Block, Head, Partition, Stem};
-    let block = |in_ch, out, stride, expand, kernels: &[usize], se, act| Block {
-        in_ch,
-        out,
-        stride,
-        expand,
-        kernels: kernels.to_vec(),
-        partition: Partition::Equal,
-        dilated: false,
-        expand_groups: 1,
-        project_groups: 1,
-        se,
-        act,
-        skip: true,
-    };
-    Arch {
-        name: Some("tiny".into()),
-        stem: Stem { in_ch: 3, out: 8, kernel: 3, stride: 2 },
-        blocks: vec![
-            block(8, 8, 1, 1, &[3], None, Activation::Relu),
-            block(8, 16, 2, 3, &[3, 5], Some(0.5), Activation::Swish),
-        ],
-        head: Head { width: 32 },
-        classes: 10,
-        ..space::presets::mixnet_s()
-    }
-}

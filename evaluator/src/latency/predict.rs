@@ -220,7 +220,7 @@ pub fn fit(points: &[(f64, f64)]) -> Fit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::latency::test_arch;
+    use testkit::arch::two_block_net;
 
     fn cfg() -> MeasureConfig {
         MeasureConfig { resolution: 32, batch: 1, warmup: 1, repeats: 3, max_seconds: 5.0 }
@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn missing_parts_are_measured_once_and_added() -> Result<(), LatencyError> {
         let p = TablePredictor::in_memory(Table::new(Machine::this(&cfg())), cfg());
-        let arch = test_arch();
+        let arch = two_block_net();
         let n = parts(&arch, 32).len();
         let first = p.predict(&arch)?;
         assert_eq!(first.measured_parts, n);
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn prediction_is_the_sum_of_entries_with_the_fit() -> Result<(), LatencyError> {
-        let arch = test_arch();
+        let arch = two_block_net();
         let mut table = Table::new(Machine::this(&cfg()));
         for (i, part) in parts(&arch, 32).iter().enumerate() {
             table.entries.insert(part.key(), 0.5 * (i + 1) as f64);
@@ -263,7 +263,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         let p = TablePredictor::open(Some(&path), cfg())?;
-        p.predict(&test_arch())?;
+        p.predict(&two_block_net())?;
         assert_eq!(Table::load(&path, &Machine::this(&cfg()))?, p.table());
         Ok(())
     }

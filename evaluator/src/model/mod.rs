@@ -245,6 +245,7 @@ impl MixNet {
 mod tests {
     use super::*;
     use rand::SeedableRng;
+    use testkit::float::rel_diff;
 
     #[test]
     fn frozen_names_are_the_stem_and_the_first_blocks() {
@@ -287,14 +288,8 @@ mod tests {
             let want = net.forward_eval_unfused(&x)?;
             let eval = net.eval_net()?;
             for run in 0..2 {
-                let got = eval.forward(&x)?;
-                let diff = (&got - &want)?.abs()?.max_keepdim(1)?.max(0)?.squeeze(0)?.to_scalar::<f32>()?;
-                let scale = want.abs()?.max_keepdim(1)?.max(0)?.squeeze(0)?.to_scalar::<f32>()?.max(1.0);
-                assert!(
-                    diff / scale < 1e-4,
-                    "{name} {res}px batch {batch} run {run}: relative difference {}",
-                    diff / scale
-                );
+                let d = rel_diff(&eval.forward(&x)?, &want)?;
+                assert!(d < 1e-4, "{name} {res}px batch {batch} run {run}: relative difference {d}");
             }
         }
         Ok(())

@@ -73,24 +73,18 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::data::{load, testdata, DataSource, LoadOptions, Loader, LoaderConfig, Normalize};
+    use crate::data::{load, DataSource, LoadOptions, Loader, LoaderConfig, Normalize};
     use crate::train::trainer::{progress_bar, TrainConfig, Trainer};
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
+    use testkit::float::max_abs_diff;
+    use testkit::shared;
 
     /// One batch of 30 CIFAR-10 training images, 3 per class (native 32 px, no augmentation), and
     /// timm's MixNet-S weights from the shared fixtures; `None` (the helpers print SKIPPED) where
     /// they are absent. One fixed batch keeps the falling loss free of batch-to-batch noise.
     fn cifar_and_timm_weights() -> Option<(Loader, PathBuf)> {
-        let weights = testdata::shared_dir().join("fixtures/timm/mixnet_s.weights.safetensors");
-        if !weights.is_file() {
-            eprintln!("SKIPPED: {} not found", weights.display());
-            return None;
-        }
+        let weights = shared::shared_path("fixtures/timm/mixnet_s.weights.safetensors")?;
         let opts = LoadOptions { train_per_class: Some(3), test_per_class: Some(1), seed: 0, image_size: None };
-        let train = load(&DataSource::Path(testdata::cifar10_jpg()?), &opts).unwrap().train;
+        let train = load(&DataSource::Path(shared::cifar10_jpg()?), &opts).unwrap().train;
         let norm = Normalize::from_dataset(&train);
         let cfg = LoaderConfig { batch_size: 30, seed: 1, ..Default::default() };
         Some((Loader::new(train, norm, cfg), weights))

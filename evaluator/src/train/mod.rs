@@ -18,15 +18,6 @@ pub mod trainer;
 #[cfg(test)]
 mod fixtures {
     use super::prepared::{DataSpec, PreparedData};
-    use space::Arch;
-
-    /// The first blocks of MixNet-S with a narrow head: real layers, cheap to train.
-    pub(crate) fn tiny_arch() -> Arch {
-        let mut arch = space::presets::mixnet_s();
-        arch.blocks.truncate(4);
-        arch.head.width = 64;
-        arch
-    }
 
     /// 24 images per class of the default data, 4 of them held out for validation.
     pub(crate) fn small_data() -> PreparedData {

@@ -455,6 +455,7 @@ pub(crate) fn read_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> 
 mod tests {
     use super::super::checkpoint::{load_tensors, save_tensors};
     use super::*;
+    use testkit::float::assert_abs_close;
 
     fn var(dims: &[usize], v: f32) -> Var {
         Var::from_tensor(&Tensor::full(v, dims, &Device::Cpu).unwrap()).unwrap()
@@ -473,9 +474,7 @@ mod tests {
         v.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0]
     }
 
-    fn close(a: f32, b: f64) {
-        assert!((a as f64 - b).abs() < 1e-6, "{a} vs {b}");
-    }
+    const TOL: f64 = 1e-6;
 
     fn weight_and_bias() -> Vec<(String, Var)> {
         vec![("blocks.0.conv.weight".into(), var(&[2, 2], 1.0)), ("blocks.0.conv.bias".into(), var(&[2], 1.0))]
@@ -487,14 +486,14 @@ mod tests {
         let p = weight_and_bias();
         let mut opt = Optimizer::new(p.clone(), cfg(false)).unwrap();
         opt.step(&grads_const(&p, 0.5), 0.1).unwrap();
-        close(first(&p[0].1), 0.94); // d = 0.5 + 0.1 * 1; buf = d
-        close(first(&p[1].1), 0.95); // bias: no decay
+        assert_abs_close(first(&p[0].1), 0.94, TOL); // d = 0.5 + 0.1 * 1; buf = d
+        assert_abs_close(first(&p[1].1), 0.95, TOL); // bias: no decay
         opt.step(&grads_const(&p, 0.5), 0.1).unwrap();
-        close(first(&p[0].1), 0.94 - 0.1 * (0.9 * 0.6 + 0.594));
+        assert_abs_close(first(&p[0].1), 0.94 - 0.1 * (0.9 * 0.6 + 0.594), TOL);
         let p = weight_and_bias();
         let mut opt = Optimizer::new(p.clone(), cfg(true)).unwrap();
         opt.step(&grads_const(&p, 0.5), 0.1).unwrap();
-        close(first(&p[0].1), 1.0 - 0.1 * (0.6 + 0.9 * 0.6));
+        assert_abs_close(first(&p[0].1), 1.0 - 0.1 * (0.6 + 0.9 * 0.6), TOL);
     }
 
     #[test]
@@ -504,8 +503,8 @@ mod tests {
         let mut opt = Optimizer::new(p.clone(), OptimizerConfig::AdamW(cfg)).unwrap();
         opt.step(&grads_const(&p, 0.5), 0.1).unwrap();
         // p * (1 - lr wd) - lr * m_hat / (sqrt(v_hat) + eps), m_hat = 0.5, sqrt(v_hat) = 0.5.
-        close(first(&p[0].1), 0.999 - 0.1 * 0.5 / (0.5 + 1e-8));
-        close(first(&p[1].1), 1.0 - 0.1 * 0.5 / (0.5 + 1e-8));
+        assert_abs_close(first(&p[0].1), 0.999 - 0.1 * 0.5 / (0.5 + 1e-8), TOL);
+        assert_abs_close(first(&p[1].1), 1.0 - 0.1 * 0.5 / (0.5 + 1e-8), TOL);
     }
 
     #[test]
@@ -515,10 +514,10 @@ mod tests {
         let mut opt = Optimizer::new(p.clone(), OptimizerConfig::RmsPropTf(cfg)).unwrap();
         opt.step(&grads_const(&p, 0.5), 0.1).unwrap();
         // ms = 1 + 0.1 (0.25 - 1) = 0.925; mom = 0.1 * 0.5 / sqrt(0.926).
-        close(first(&p[0].1), 0.948_040_554_109_203_4);
+        assert_abs_close(first(&p[0].1), 0.948_040_554_109_203_4, TOL);
         opt.step(&grads_const(&p, 0.2), 0.05).unwrap();
         // ms = 0.8365; mom = 0.9 mom + 0.05 * 0.2 / sqrt(0.8375).
-        close(first(&p[0].1), 0.890_349_885_513_323_4);
+        assert_abs_close(first(&p[0].1), 0.890_349_885_513_323_4, TOL);
     }
 
     #[test]
@@ -551,12 +550,12 @@ mod tests {
         let mut opt = Optimizer::new(p.clone(), cfg).unwrap();
         opt.set_lr_scale(|n| if n.starts_with("head.") { 1.0 } else { 0.5 }).unwrap();
         opt.step(&grads_const(&p, 1.0), 0.1).unwrap();
-        close(first(&p[0].1), 0.95);
-        close(first(&p[1].1), 0.9);
+        assert_abs_close(first(&p[0].1), 0.95, TOL);
+        assert_abs_close(first(&p[1].1), 0.9, TOL);
         opt.freeze(|n| n.starts_with("stem."));
         opt.step(&grads_const(&p, 1.0), 0.1).unwrap();
-        close(first(&p[0].1), 0.95);
-        close(first(&p[1].1), 0.8);
+        assert_abs_close(first(&p[0].1), 0.95, TOL);
+        assert_abs_close(first(&p[1].1), 0.8, TOL);
         assert!(opt.set_lr_scale(|_| -1.0).is_err());
     }
 

@@ -63,14 +63,15 @@ pub fn proxy_evaluate(arch: &Arch, cfg: &ProxyConfig, data: &PreparedData, seed:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::fixtures::{small_data, tiny_arch};
+    use crate::train::fixtures::small_data;
+    use testkit::arch::mixnet_s_prefix;
 
     #[test]
     fn proxy_training_learns_and_is_deterministic() {
         let data = small_data();
         let cfg = ProxyConfig { epochs: 2, batch: 16, max_lr: 0.05, resolution: None };
-        let a = proxy_evaluate(&tiny_arch(), &cfg, &data, 5).unwrap();
-        let b = proxy_evaluate(&tiny_arch(), &cfg, &data, 5).unwrap();
+        let a = proxy_evaluate(&mixnet_s_prefix(4), &cfg, &data, 5).unwrap();
+        let b = proxy_evaluate(&mixnet_s_prefix(4), &cfg, &data, 5).unwrap();
         assert_eq!((a.val_accuracy, a.train_loss), (b.val_accuracy, b.train_loss));
         assert!(a.val_accuracy > 0.2, "10 classes, chance is 0.1: got {}", a.val_accuracy);
     }

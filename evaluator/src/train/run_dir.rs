@@ -234,18 +234,20 @@ pub fn train_to_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::fixtures::{small_data, tiny_arch};
+    use crate::train::fixtures::small_data;
+    use testkit::arch::mixnet_s_prefix;
+    use testkit::float::max_abs_diff;
 
     #[test]
     fn resumed_training_ends_where_an_unbroken_run_ends() {
         let (data, cfg) = (small_data(), TrainConfig::one_cycle(2, 16, 0.05, 11));
         let whole = tempfile::tempdir().unwrap();
-        let a = train_to_dir(&tiny_arch(), &data, &cfg, whole.path(), false, true).unwrap();
+        let a = train_to_dir(&mixnet_s_prefix(4), &data, &cfg, whole.path(), false, true).unwrap();
 
         // Stop after one epoch, as a killed run leaves its directory, then resume.
         let broken = tempfile::tempdir().unwrap();
         let mut t = Trainer::new(
-            &tiny_arch(),
+            &mixnet_s_prefix(4),
             cfg.clone(),
             data.train_loader(16, 11, None),
             Some(data.eval_loader(&data.val, 64, None)),
@@ -254,7 +256,7 @@ mod tests {
         let first = t.run_epoch(&progress_bar(true)).unwrap().unwrap();
         save_trainer(broken.path(), &t, &data.record).unwrap();
         write_metrics(broken.path(), &Metrics { epochs: vec![first], ..Default::default() }).unwrap();
-        let b = train_to_dir(&tiny_arch(), &data, &cfg, broken.path(), true, true).unwrap();
+        let b = train_to_dir(&mixnet_s_prefix(4), &data, &cfg, broken.path(), true, true).unwrap();
 
         let key =
             |m: &Metrics| m.epochs.iter().map(|e| (e.train_loss, e.train_accuracy, e.val_accuracy)).collect::<Vec<_>>();
@@ -262,27 +264,25 @@ mod tests {
         assert_eq!(a.test_accuracy, b.test_accuracy);
         let (wa, wb) = (Checkpoint::read(whole.path()).unwrap(), Checkpoint::read(broken.path()).unwrap());
         let w = "classifier.weight";
-        let diff =
-            (&wa.tensors[w] - &wb.tensors[w]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(max_abs_diff(&wa.tensors[w], &wb.tensors[w]), 0.0);
     }
 
     #[test]
     fn a_fine_tuning_run_resumes_after_its_init_source_is_gone() {
         let data = small_data();
         let pretrained = tempfile::tempdir().unwrap();
-        train_to_dir(&tiny_arch(), &data, &TrainConfig::one_cycle(1, 16, 0.05, 1), pretrained.path(), false, true)
+        train_to_dir(&mixnet_s_prefix(4), &data, &TrainConfig::one_cycle(1, 16, 0.05, 1), pretrained.path(), false, true)
             .unwrap();
         let init = Some(pretrained.path().to_path_buf());
         let cfg = TrainConfig { init, freeze_until: Some(2), ..TrainConfig::one_cycle(2, 16, 0.05, 2) };
         let dir = tempfile::tempdir().unwrap();
         let val = Some(data.eval_loader(&data.val, 64, None));
-        let mut t = Trainer::new(&tiny_arch(), cfg.clone(), data.train_loader(16, 2, None), val).unwrap();
+        let mut t = Trainer::new(&mixnet_s_prefix(4), cfg.clone(), data.train_loader(16, 2, None), val).unwrap();
         let first = t.run_epoch(&progress_bar(true)).unwrap().unwrap();
         write_metrics(dir.path(), &Metrics { epochs: vec![first], ..Default::default() }).unwrap();
         save_trainer(dir.path(), &t, &data.record).unwrap();
         drop(pretrained);
-        let m = train_to_dir(&tiny_arch(), &data, &cfg, dir.path(), true, true).unwrap();
+        let m = train_to_dir(&mixnet_s_prefix(4), &data, &cfg, dir.path(), true, true).unwrap();
         assert_eq!(m.epochs.len(), 2);
         assert_eq!(Checkpoint::read(dir.path()).unwrap().record.train, Some(cfg), "the record keeps --init");
     }
@@ -291,8 +291,8 @@ mod tests {
     fn a_checkpoint_of_another_architecture_is_refused() {
         let (data, cfg) = (small_data(), TrainConfig::one_cycle(1, 16, 0.05, 1));
         let dir = tempfile::tempdir().unwrap();
-        train_to_dir(&tiny_arch(), &data, &cfg, dir.path(), false, true).unwrap();
-        let mut other = tiny_arch();
+        train_to_dir(&mixnet_s_prefix(4), &data, &cfg, dir.path(), false, true).unwrap();
+        let mut other = mixnet_s_prefix(4);
         other.blocks.truncate(3);
         let err = train_to_dir(&other, &data, &cfg, dir.path(), true, true).err().unwrap().to_string();
         // candle appends a backtrace when RUST_BACKTRACE is set; the CLI prints the first line.

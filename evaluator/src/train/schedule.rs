@@ -139,10 +139,9 @@ fn cos_anneal(a: f64, b: f64, t: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::float::assert_rel_close;
 
-    fn close(a: f64, b: f64) {
-        assert!((a - b).abs() <= 1e-12 * b.abs().max(1e-12), "{a} != {b}");
-    }
+    const REL: f64 = 1e-12;
 
     #[test]
     fn warmup_cosine_key_steps() {
@@ -153,36 +152,40 @@ mod tests {
             floor_lr: 0.001,
             warmup_start_lr: 0.0,
         };
-        close(s.lr_at(0, 100), 0.0);
-        close(s.lr_at(100, 100), 0.05);
-        close(s.lr_at(200, 100), 0.1); // warm-up end
-        close(s.lr_at(700, 100), 0.0505); // half way through the cosine
-        close(s.lr_at(1200, 100), 0.001); // end
-        close(s.lr_at(5000, 100), 0.001);
+        assert_rel_close(s.lr_at(0, 100), 0.0, REL);
+        assert_rel_close(s.lr_at(100, 100), 0.05, REL);
+        assert_rel_close(s.lr_at(200, 100), 0.1, REL); // warm-up end
+        assert_rel_close(s.lr_at(700, 100), 0.0505, REL); // half way through the cosine
+        assert_rel_close(s.lr_at(1200, 100), 0.001, REL); // end
+        assert_rel_close(s.lr_at(5000, 100), 0.001, REL);
     }
 
     #[test]
     fn tf_staircase_key_steps() {
         let s = LrSchedule::tf_mnasnet(0.256);
-        close(s.lr_at(0, 10), 0.0);
-        close(s.lr_at(25, 10), 0.128);
+        assert_rel_close(s.lr_at(0, 10), 0.0, REL);
+        assert_rel_close(s.lr_at(25, 10), 0.128, REL);
         // Warm-up ends at epoch 5; two 2.4-epoch decays have already been counted.
-        close(s.lr_at(50, 10), 0.256 * 0.97f64.powi(2));
-        close(s.lr_at(71, 10), 0.256 * 0.97f64.powi(2)); // epoch 7.1 < 7.2
-        close(s.lr_at(72, 10), 0.256 * 0.97f64.powi(3));
-        close(s.lr_at(3500, 10), 0.256 * 0.97f64.powi(145)); // epoch 350
+        assert_rel_close(s.lr_at(50, 10), 0.256 * 0.97f64.powi(2), REL);
+        assert_rel_close(s.lr_at(71, 10), 0.256 * 0.97f64.powi(2), REL); // epoch 7.1 < 7.2
+        assert_rel_close(s.lr_at(72, 10), 0.256 * 0.97f64.powi(3), REL);
+        assert_rel_close(s.lr_at(3500, 10), 0.256 * 0.97f64.powi(145), REL); // epoch 350
     }
 
     #[test]
     fn one_cycle_matches_pytorch() {
         let s = LrSchedule::one_cycle(1.0, 10.0);
         // 100 steps: peak at step 29, end at step 99.
-        close(s.lr_at(0, 10), 0.04);
-        close(s.lr_at(29, 10), 1.0);
-        close(s.lr_at(64, 10), (1.0 + 0.04 / 1e4) / 2.0);
-        close(s.lr_at(99, 10), 0.04 / 1e4);
+        assert_rel_close(s.lr_at(0, 10), 0.04, REL);
+        assert_rel_close(s.lr_at(29, 10), 1.0, REL);
+        assert_rel_close(s.lr_at(64, 10), (1.0 + 0.04 / 1e4) / 2.0, REL);
+        assert_rel_close(s.lr_at(99, 10), 0.04 / 1e4, REL);
         // PyTorch value at step 10: cos anneal 0.04 -> 1 at pct 10/29.
-        close(s.lr_at(10, 10), 1.0 + (0.04 - 1.0) / 2.0 * ((std::f64::consts::PI * 10.0 / 29.0).cos() + 1.0));
+        assert_rel_close(
+            s.lr_at(10, 10),
+            1.0 + (0.04 - 1.0) / 2.0 * ((std::f64::consts::PI * 10.0 / 29.0).cos() + 1.0),
+            REL,
+        );
     }
 
     #[test]
@@ -201,7 +204,7 @@ mod tests {
         );
         let back: LrSchedule = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
-        close(LrSchedule::Constant { lr: 0.3 }.lr_at(123, 7), 0.3);
+        assert_rel_close(LrSchedule::Constant { lr: 0.3 }.lr_at(123, 7), 0.3, REL);
         assert!(serde_json::from_str::<LrSchedule>(r#"{"kind":"constant","lr":1,"x":2}"#).is_err());
     }
 }

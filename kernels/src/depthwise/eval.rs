@@ -106,10 +106,11 @@ impl MixConvPlan {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::testutil::{assert_close, rand, vec};
     use super::super::super::{channel_affine, channel_mean, mix_conv, DepthwiseGroup, Padding};
     use super::*;
     use candle_core::{DType, Device, Tensor};
+    use testkit::float::assert_close;
+    use testkit::tensor::{rand, vec};
 
     #[test]
     fn matches_mix_conv_then_affine_and_mean() -> Result<()> {

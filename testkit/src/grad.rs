@@ -1,21 +1,10 @@
-//! Test helpers: seeded random tensors, autograd gradients of a weighted sum, closeness checks
-//! and central finite differences.
+//! Gradient checks: autograd gradients of a weighted sum, a fast op against its reference, and
+//! autograd against central finite differences.
 
-use candle_core::{DType, Device, Result, Tensor, Var};
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use candle_core::{DType, Result, Tensor, Var};
 
-/// Uniform in [-1, 1), reproducible from `seed`.
-pub fn rand(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let len = shape.iter().product();
-    let v: Vec<f64> = (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect();
-    Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)
-}
-
-/// A tensor's values, flattened, as f32 (for the kernels that take slices).
-pub fn vec(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all()?.to_vec1::<f32>()
-}
+use crate::float::assert_close;
+use crate::tensor::rand;
 
 /// `f(inputs)` and the gradient of `sum(f(inputs) * r)` w.r.t. each input, for a fixed random `r`.
 pub fn value_and_grads(f: &dyn Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> Result<(Tensor, Vec<Tensor>)> {
@@ -26,21 +15,6 @@ pub fn value_and_grads(f: &dyn Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor
     let grads = (&y * &r)?.sum_all()?.backward()?;
     let gs = ts.iter().map(|t| grads.get(t).cloned().expect("input gets a gradient")).collect();
     Ok((y, gs))
-}
-
-/// Largest absolute difference, relative to `max(1, largest |b|)`.
-pub fn rel_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
-    assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let (a, b) = (a.to_dtype(DType::F64)?.flatten_all()?, b.to_dtype(DType::F64)?.flatten_all()?);
-    let diff = (&a - &b)?.abs()?.max(0)?.to_scalar::<f64>()?;
-    let scale = b.abs()?.max(0)?.to_scalar::<f64>()?.max(1.0);
-    Ok(diff / scale)
-}
-
-pub fn assert_close(a: &Tensor, b: &Tensor, tol: f64, what: &str) -> Result<()> {
-    let d = rel_diff(a, b)?;
-    assert!(d <= tol, "{what}: relative difference {d:e} > {tol:e}");
-    Ok(())
 }
 
 /// The fast op `fast` agrees with `reference` in value and in every input gradient (f32).
@@ -84,4 +58,17 @@ pub fn grad_check(f: &dyn Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor], pr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_ops_pass_their_own_checks() -> Result<()> {
+        let square = |ts: &[Tensor]| ts[0].sqr();
+        grad_check(&square, &[rand(&[2, 3], 1, DType::F64)?], 6, "square")?;
+        let times_self = |ts: &[Tensor]| &ts[0] * &ts[0];
+        check_against(&square, &times_self, &[rand(&[2, 3], 1, DType::F32)?], "square vs x * x")
+    }
 }

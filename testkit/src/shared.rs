@@ -15,8 +15,31 @@ pub fn shared_dir() -> PathBuf {
     }
 }
 
+/// `<workspace>/target/testdata/`: data the tests unpack or that `bench/` scripts make, never
+/// committed.
+pub fn testdata_dir() -> PathBuf {
+    workspace_root().join("target/testdata")
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `<shared>/<relative>` (a file or a folder). `None`, after printing a SKIPPED line, where it
+/// is absent.
+pub fn shared_path(relative: &str) -> Option<PathBuf> {
+    let path = shared_dir().join(relative);
+    if path.exists() {
+        Some(path)
+    } else {
+        skipped(&path)
+    }
+}
+
+/// timm's reference weights and logits (`<shared>/fixtures/timm/`: `NAME.weights.safetensors`,
+/// `NAME.io.safetensors`), or `None` after a SKIPPED line.
+pub fn timm_fixtures() -> Option<PathBuf> {
+    shared_path("fixtures/timm")
 }
 
 /// All of CIFAR-10 as JPEG folders (`train/<class>/*.jpg`, `test/<class>/*.jpg`), extracted
@@ -30,16 +53,20 @@ pub fn cifar10_jpg() -> Option<PathBuf> {
     extracted(&archive, "cifar10-jpg")
 }
 
+fn skipped(path: &Path) -> Option<PathBuf> {
+    eprintln!("SKIPPED: test data {} not found (set MIXNAS_SHARED to its folder)", path.display());
+    None
+}
+
 /// `archive` unpacked into `target/testdata/<name>/`. Unpacking goes to a private temporary
 /// directory that is renamed into place, so a reader never sees a half-written tree: threads of
 /// this process wait on a lock, other processes lose the rename race and use the winner's copy.
 fn extracted(archive: &Path, name: &str) -> Option<PathBuf> {
     static LOCK: Mutex<()> = Mutex::new(());
     if !archive.is_file() {
-        eprintln!("SKIPPED: test data {} not found (set MIXNAS_SHARED to its folder)", archive.display());
-        return None;
+        return skipped(archive);
     }
-    let root = workspace_root().join("target/testdata");
+    let root = testdata_dir();
     let dest = root.join(name);
     let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if dest.is_dir() {
@@ -61,10 +88,7 @@ fn extracted(archive: &Path, name: &str) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
-    use crate::data::{load, DataSource, Format, LoadOptions};
 
     #[test]
     fn missing_archive_skips() {
@@ -72,34 +96,15 @@ mod tests {
     }
 
     #[test]
-    fn real_cifar10_jpg_loads_a_balanced_subset() {
-        let Some(dir) = cifar10_jpg() else { return };
-        let opts = LoadOptions { train_per_class: Some(100), test_per_class: Some(100), seed: 0, image_size: None };
-        let start = Instant::now();
-        let data = load(&DataSource::Path(dir), &opts).unwrap();
-        eprintln!("cifar10-jpg: 1,000 train + 1,000 test JPEGs decoded in {:?}", start.elapsed());
-        assert_eq!(data.format, Format::ImageFolder);
-        assert_eq!(data.train.classes(), crate::data::CIFAR10_CLASSES);
-        assert_eq!(data.train.class_counts(), vec![100; 10]);
-        assert_eq!(data.test.class_counts(), vec![100; 10]);
-        assert_eq!(data.train.shape(), crate::data::Shape::new(3, 32, 32));
-        let norm = crate::data::Normalize::from_dataset(&data.train);
-        // CIFAR-10's red channel mean is about 0.49 (125/255); a 1,000-image subset lands near it.
-        assert!((norm.mean[0] - 0.49).abs() < 0.03, "red mean {}", norm.mean[0]);
+    fn missing_shared_path_skips() {
+        assert_eq!(shared_path("no/such/fixture.safetensors"), None);
     }
 
-    /// Load times of larger CIFAR-10 JPEG subsets (release-like test profile):
-    /// `cargo test -p evaluator time_cifar10_jpg -- --ignored --nocapture`.
     #[test]
-    #[ignore = "timing only; takes seconds"]
-    fn time_cifar10_jpg_loads() {
-        let Some(dir) = cifar10_jpg() else { return };
-        for per_class in [Some(1000), None] {
-            let opts = LoadOptions { train_per_class: per_class, test_per_class: Some(0), ..Default::default() };
-            let start = Instant::now();
-            let data = load(&DataSource::Path(dir.clone()), &opts).unwrap();
-            let threads = rayon::current_num_threads();
-            eprintln!("cifar10-jpg: {} train JPEGs in {:?} ({threads} threads)", data.train.len(), start.elapsed());
+    fn shared_dir_sits_beside_the_workspace_unless_overridden() {
+        if std::env::var_os("MIXNAS_SHARED").is_none() {
+            assert_eq!(shared_dir(), workspace_root().join("../shared"));
         }
+        assert!(workspace_root().join("Cargo.toml").is_file());
     }
 }
