@@ -271,8 +271,15 @@ mod tests {
     fn a_fine_tuning_run_resumes_after_its_init_source_is_gone() {
         let data = small_data();
         let pretrained = tempfile::tempdir().unwrap();
-        train_to_dir(&mixnet_s_prefix(4), &data, &TrainConfig::one_cycle(1, 16, 0.05, 1), pretrained.path(), false, true)
-            .unwrap();
+        train_to_dir(
+            &mixnet_s_prefix(4),
+            &data,
+            &TrainConfig::one_cycle(1, 16, 0.05, 1),
+            pretrained.path(),
+            false,
+            true,
+        )
+        .unwrap();
         let init = Some(pretrained.path().to_path_buf());
         let cfg = TrainConfig { init, freeze_until: Some(2), ..TrainConfig::one_cycle(2, 16, 0.05, 2) };
         let dir = tempfile::tempdir().unwrap();
