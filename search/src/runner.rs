@@ -19,8 +19,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{Evaluation, Executor, TrialSpec};
+use crate::proxy::ProxySettings;
 use crate::results::{self, append_line, read_lines, unix_now, write_json, Status, Summary, TrialRecord};
 use crate::reward::{LatencyBudget, Reward, Target};
+use crate::setup::EvaluatorKind;
 use crate::strategy::{self, mix, Observation, Strategy, StrategyConfig};
 
 /// Reward given to invalid and failed candidates.
@@ -36,8 +38,7 @@ pub struct RunConfig {
     pub space: String,
     pub classes: Option<usize>,
     pub reward: Reward,
-    /// `proxy` or `surrogate`.
-    pub evaluator: String,
+    pub evaluator: EvaluatorKind,
     pub trials: usize,
     /// Wall-clock budget in seconds; checked between batches.
     pub time_seconds: Option<f64>,
@@ -47,8 +48,8 @@ pub struct RunConfig {
     /// Candidates per strategy update (0: one per worker, at least 8).
     pub batch_size: usize,
     pub data: String,
-    /// The proxy trainer's settings, recorded as given.
-    pub proxy: serde_json::Value,
+    /// The proxy trainer's settings (defaults filled in).
+    pub proxy: ProxySettings,
 }
 
 impl Default for RunConfig {
@@ -59,14 +60,14 @@ impl Default for RunConfig {
             space: "default".into(),
             classes: None,
             reward: Reward::soft(Target::Latency(LatencyBudget::from_ms(75.0).unwrap())),
-            evaluator: "proxy".into(),
+            evaluator: EvaluatorKind::Proxy,
             trials: 300,
             time_seconds: None,
             workers: 1,
             threads: 1,
             batch_size: 0,
             data: "default".into(),
-            proxy: serde_json::json!({"epochs": 5}),
+            proxy: ProxySettings { epochs: 5, ..Default::default() },
         }
     }
 }

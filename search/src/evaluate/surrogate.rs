@@ -15,7 +15,7 @@
 //! Test hook (off unless set; for the integration tests only): `MIXNAS_SURROGATE_DELAY_MS=N`
 //! sleeps N ms in every evaluation, so a test can kill `nas search` while trials are running.
 
-use super::{Evaluation, Evaluator, TrialSpec};
+use super::{Evaluation, TrialEvaluator, TrialSpec};
 use crate::strategy::SeededRng;
 
 /// The surrogate evaluator; see the module doc for its formula.
@@ -52,7 +52,7 @@ fn noise(seed: u64) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-impl Evaluator for SurrogateEvaluator {
+impl TrialEvaluator for SurrogateEvaluator {
     fn evaluate(&self, trial: &TrialSpec) -> Result<Evaluation, String> {
         if let Some(ms) = std::env::var("MIXNAS_SURROGATE_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
             std::thread::sleep(std::time::Duration::from_millis(ms));
