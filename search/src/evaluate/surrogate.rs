@@ -16,7 +16,7 @@
 //! sleeps N ms in every evaluation, so a test can kill `nas search` while trials are running.
 
 use super::{Evaluation, TrialEvaluator, TrialSpec};
-use crate::strategy::SeededRng;
+use evaluator::rng::SplitMix64;
 
 /// The surrogate evaluator; see the module doc for its formula.
 #[derive(Clone, Copy, Debug, Default)]
@@ -47,7 +47,7 @@ pub fn surrogate_accuracy(arch: &space::Arch) -> f64 {
 
 /// A standard normal draw (Box-Muller) from the trial's seed.
 fn noise(seed: u64) -> f64 {
-    let mut rng = SeededRng::derive(seed, 0x5355_5252);
+    let mut rng = SplitMix64::derive(seed, 0x5355_5252);
     let (u1, u2) = (1.0 - rng.uniform(), rng.uniform());
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
