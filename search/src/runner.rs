@@ -16,14 +16,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use evaluator::rng::mix;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{Evaluation, Executor, TrialSpec};
 use crate::proxy::ProxySettings;
-use crate::results::{self, append_line, read_lines, unix_now, write_json, Status, Summary, TrialRecord};
+use crate::results::{
+    self, append_line, parse_json, read_json, read_lines, unix_now, write_json, Status, Summary, TrialRecord,
+};
 use crate::reward::{LatencyBudget, Reward, Target};
 use crate::setup::EvaluatorKind;
-use crate::strategy::{self, mix, Observation, Strategy, StrategyConfig};
+use crate::strategy::{self, Observation, Strategy, StrategyConfig};
 
 /// Reward given to invalid and failed candidates.
 pub const PENALTY: f64 = 0.0;
@@ -81,9 +84,9 @@ impl RunConfig {
     }
 }
 
-/// The strategy checkpoint: its state after observing `batches_done` batches.
+/// The strategy checkpoint (`strategy.json`): its state after observing `batches_done` batches.
 #[derive(Serialize, Deserialize)]
-struct Checkpoint {
+struct StrategyCheckpoint {
     batches_done: u64,
     elapsed_seconds: f64,
     strategy: serde_json::Value,
@@ -137,9 +140,9 @@ impl Runner {
     /// Reads `config.json` of a run folder.
     pub fn read_config(dir: &Path) -> Result<RunConfig, String> {
         let path = dir.join("config.json");
-        let text =
+        let bytes =
             std::fs::read(&path).map_err(|e| format!("{}: {e} (hint: is this a run folder?)", path.display()))?;
-        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+        parse_json(&path, &bytes)
     }
 
     fn open(
@@ -152,8 +155,7 @@ impl Runner {
         let (mut batches_done, mut elapsed_before) = (0, 0.0);
         let ckpt = dir.join("strategy.json");
         if ckpt.exists() {
-            let text = std::fs::read(&ckpt).map_err(|e| format!("{}: {e}", ckpt.display()))?;
-            let c: Checkpoint = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", ckpt.display()))?;
+            let c: StrategyCheckpoint = read_json(&ckpt)?;
             strategy.load(c.strategy)?;
             (batches_done, elapsed_before) = (c.batches_done, c.elapsed_seconds);
         }
@@ -209,7 +211,7 @@ impl Runner {
             self.strategy.observe(&observations);
             self.batches_done += 1;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
-            let ckpt = Checkpoint {
+            let ckpt = StrategyCheckpoint {
                 batches_done: self.batches_done,
                 elapsed_seconds: elapsed,
                 strategy: self.strategy.save(),

@@ -20,8 +20,7 @@ struct BrokerRecord {
 /// The run id of `dir` if it ran on a broker before, else a fresh one.
 fn run_id(resume: Option<&Path>) -> Result<String, String> {
     if let Some(path) = resume.map(|d| d.join("broker.json")).filter(|p| p.exists()) {
-        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let r: BrokerRecord = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let r: BrokerRecord = search::results::read_json(&path)?;
         return Ok(r.run_id);
     }
     // Unique per coordinator start, not drawn from --seed: two runs with one seed must not

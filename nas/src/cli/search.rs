@@ -96,8 +96,7 @@ fn base_config(args: &SearchArgs) -> Result<RunConfig, String> {
         None if Path::new("configs/search.json").exists() => PathBuf::from("configs/search.json"),
         None => return Ok(RunConfig::default()),
     };
-    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+    search::results::read_json(&path)
 }
 
 fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
