@@ -6,6 +6,7 @@ pub mod data;
 pub mod export;
 pub mod latency;
 pub mod model;
+pub mod rng;
 pub mod timm;
 pub mod train;
 pub mod train_bench;

@@ -12,9 +12,9 @@
 //! no expansion, no SE, one layer per row) or `sample:S` (a point of the default space drawn
 //! with seed S).
 
+use evaluator::rng::SplitMix64;
 use evaluator::train::prepared::{DataSpec, PreparedData};
 use evaluator::train::proxy::{proxy_evaluate, ProxyConfig};
-use search::strategy::SeededRng;
 use space::SearchSpace;
 
 fn arch(name: &str) -> space::Arch {
@@ -23,7 +23,7 @@ fn arch(name: &str) -> space::Arch {
         return space.decode(&vec![0; space.decisions.len()]).expect("min point");
     }
     if let Some(seed) = name.strip_prefix("sample:") {
-        let point = space.sample(&mut SeededRng::new(seed.parse().expect("sample:<seed>")));
+        let point = space.sample(&mut SplitMix64::scrambled(seed.parse().expect("sample:<seed>")));
         return space.decode(&point).expect("sampled point");
     }
     space::load_arch(name).unwrap_or_else(|e| panic!("{name}: {e}"))

@@ -1,4 +1,4 @@
-//! How a candidate gets scored: the [`Evaluator`] turns one architecture into metrics, and an
+//! How a candidate gets scored: the [`TrialEvaluator`] turns one architecture into metrics, and an
 //! [`Executor`] decides where and how concurrently evaluators run.
 //!
 //! The runner never calls an evaluator directly; it hands a batch to an executor and receives
@@ -37,7 +37,7 @@ pub struct Evaluation {
     pub macs: u64,
     pub params: u64,
     pub train_seconds: f64,
-    /// Evaluator-specific extras (losses, epochs, device), journalled as they are.
+    /// Extras of the evaluator (losses, epochs, device), journalled as they are.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
 }
@@ -56,7 +56,7 @@ impl Evaluation {
 
 /// Scores one architecture. Errors (out of memory, NaN loss, a kernel failure) come back as
 /// `Err(reason)` and become a failed, penalised trial; they never stop the search.
-pub trait Evaluator: Send + Sync {
+pub trait TrialEvaluator: Send + Sync {
     fn evaluate(&self, trial: &TrialSpec) -> Result<Evaluation, String>;
 
     /// A short name for the run config and logs.

@@ -10,4 +10,5 @@ pub mod proxy;
 pub mod results;
 pub mod reward;
 pub mod runner;
+pub mod setup;
 pub mod strategy;

@@ -6,6 +6,7 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ fn drop_torn_tail(path: &Path, f: &fs::File) -> std::io::Result<()> {
 
 /// Reads a JSON-lines file; a torn last line (a kill mid-write) is ignored, a torn line
 /// elsewhere is an error.
-pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
+pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -110,6 +111,17 @@ pub fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>,
 /// fsync, rename, fsync of the folder); the error is one line naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     evaluator::train::checkpoint::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Reads and parses a JSON file; the error is one line naming the file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_json(path, &bytes)
+}
+
+/// Parses `bytes`, read from `path`, as JSON; the error is one line naming the file.
+pub fn parse_json<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {

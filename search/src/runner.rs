@@ -16,12 +16,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use evaluator::rng::mix;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{Evaluation, Executor, TrialSpec};
-use crate::results::{self, append_line, read_lines, unix_now, write_json, Status, Summary, TrialRecord};
+use crate::proxy::ProxySettings;
+use crate::results::{
+    self, append_line, parse_json, read_json, read_lines, unix_now, write_json, Status, Summary, TrialRecord,
+};
 use crate::reward::{LatencyBudget, Reward, Target};
-use crate::strategy::{self, mix, Observation, Strategy, StrategyConfig};
+use crate::setup::EvaluatorKind;
+use crate::strategy::{self, Observation, Strategy, StrategyConfig};
 
 /// Reward given to invalid and failed candidates.
 pub const PENALTY: f64 = 0.0;
@@ -36,8 +41,7 @@ pub struct RunConfig {
     pub space: String,
     pub classes: Option<usize>,
     pub reward: Reward,
-    /// `proxy` or `surrogate`.
-    pub evaluator: String,
+    pub evaluator: EvaluatorKind,
     pub trials: usize,
     /// Wall-clock budget in seconds; checked between batches.
     pub time_seconds: Option<f64>,
@@ -47,8 +51,8 @@ pub struct RunConfig {
     /// Candidates per strategy update (0: one per worker, at least 8).
     pub batch_size: usize,
     pub data: String,
-    /// The proxy trainer's settings, recorded as given.
-    pub proxy: serde_json::Value,
+    /// The proxy trainer's settings (defaults filled in).
+    pub proxy: ProxySettings,
 }
 
 impl Default for RunConfig {
@@ -59,14 +63,14 @@ impl Default for RunConfig {
             space: "default".into(),
             classes: None,
             reward: Reward::soft(Target::Latency(LatencyBudget::from_ms(75.0).unwrap())),
-            evaluator: "proxy".into(),
+            evaluator: EvaluatorKind::Proxy,
             trials: 300,
             time_seconds: None,
             workers: 1,
             threads: 1,
             batch_size: 0,
             data: "default".into(),
-            proxy: serde_json::json!({"epochs": 5}),
+            proxy: ProxySettings { epochs: 5, ..Default::default() },
         }
     }
 }
@@ -80,9 +84,9 @@ impl RunConfig {
     }
 }
 
-/// The strategy checkpoint: its state after observing `batches_done` batches.
+/// The strategy checkpoint (`strategy.json`): its state after observing `batches_done` batches.
 #[derive(Serialize, Deserialize)]
-struct Checkpoint {
+struct StrategyCheckpoint {
     batches_done: u64,
     elapsed_seconds: f64,
     strategy: serde_json::Value,
@@ -136,9 +140,9 @@ impl Runner {
     /// Reads `config.json` of a run folder.
     pub fn read_config(dir: &Path) -> Result<RunConfig, String> {
         let path = dir.join("config.json");
-        let text =
+        let bytes =
             std::fs::read(&path).map_err(|e| format!("{}: {e} (hint: is this a run folder?)", path.display()))?;
-        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+        parse_json(&path, &bytes)
     }
 
     fn open(
@@ -151,8 +155,7 @@ impl Runner {
         let (mut batches_done, mut elapsed_before) = (0, 0.0);
         let ckpt = dir.join("strategy.json");
         if ckpt.exists() {
-            let text = std::fs::read(&ckpt).map_err(|e| format!("{}: {e}", ckpt.display()))?;
-            let c: Checkpoint = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", ckpt.display()))?;
+            let c: StrategyCheckpoint = read_json(&ckpt)?;
             strategy.load(c.strategy)?;
             (batches_done, elapsed_before) = (c.batches_done, c.elapsed_seconds);
         }
@@ -208,7 +211,7 @@ impl Runner {
             self.strategy.observe(&observations);
             self.batches_done += 1;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
-            let ckpt = Checkpoint {
+            let ckpt = StrategyCheckpoint {
                 batches_done: self.batches_done,
                 elapsed_seconds: elapsed,
                 strategy: self.strategy.save(),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use search::evaluate::{Evaluation, Evaluator, LocalPool, SurrogateEvaluator, TrialSpec};
+use search::evaluate::{Evaluation, LocalPool, SurrogateEvaluator, TrialEvaluator, TrialSpec};
 use search::results::{read_lines, Status, TrialRecord};
 use search::runner::{RunConfig, Runner};
 use search::strategy::StrategyKind;
@@ -16,7 +16,7 @@ fn config(kind: StrategyKind, trials: usize) -> RunConfig {
         workers: 3,
         threads: 3,
         batch_size: 6,
-        evaluator: "surrogate".into(),
+        evaluator: search::setup::EvaluatorKind::Surrogate,
         seed: 11,
         ..Default::default()
     };
@@ -24,7 +24,7 @@ fn config(kind: StrategyKind, trials: usize) -> RunConfig {
     c
 }
 
-fn runner(dir: &Path, c: RunConfig, ev: Arc<dyn Evaluator>, space: space::SearchSpace) -> Runner {
+fn runner(dir: &Path, c: RunConfig, ev: Arc<dyn TrialEvaluator>, space: space::SearchSpace) -> Runner {
     let workers = c.workers;
     Runner::create(dir, c, space, Box::new(LocalPool::new(ev, workers))).unwrap()
 }
@@ -73,7 +73,7 @@ fn resume_after_a_crash_reaches_the_same_journal() {
 
 struct Flaky;
 
-impl Evaluator for Flaky {
+impl TrialEvaluator for Flaky {
     fn evaluate(&self, t: &TrialSpec) -> Result<Evaluation, String> {
         let mut e = SurrogateEvaluator.evaluate(t)?;
         match t.id % 4 {

@@ -1,9 +1,10 @@
 //! Strategies on the surrogate evaluator, 10 seeds at an equal budget: the RL controllers must
 //! beat random search, and the hard-constrained search must drift toward the latency target.
 
-use search::evaluate::{Evaluator, SurrogateEvaluator, TrialSpec};
+use evaluator::rng::mix;
+use search::evaluate::{SurrogateEvaluator, TrialEvaluator, TrialSpec};
 use search::reward::{LatencyBudget, Reward, Target};
-use search::strategy::{build, mix, Observation, StrategyConfig, StrategyKind};
+use search::strategy::{build, Observation, StrategyConfig, StrategyKind};
 
 const TRIALS: usize = 300;
 const BATCH: usize = 10;

@@ -1,7 +1,8 @@
 //! Latency of an architecture on this machine at the target setting (224x224, batch 1, this
 //! process's threads): measured ([`measure`]), or predicted from a per-part lookup table built on
 //! the same machine ([`TablePredictor`], FBNet / nn-Meter style) and checked against measurement
-//! ([`validate()`]).
+//! ([`validate()`]). A process whose pool has another size than the target's asks through a
+//! [`LatencyService`].
 //!
 //! The predictor is a table, not a learned regressor: a table is exact for the parts it has
 //! seen, needs no training data, is rebuilt in minutes when the kernels change, and its error is
@@ -17,6 +18,7 @@ mod build;
 pub mod measure;
 mod parts;
 mod predict;
+mod service;
 mod speed;
 mod table;
 mod validate;
@@ -24,13 +26,14 @@ mod validate;
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use space::Arch;
 
 pub use build::{build_table, sample_archs, space_parts, BuildConfig, BuildReport, Progress, SpaceParts};
 pub use measure::{measure, MeasureConfig, Measurement};
 pub use parts::{parts, KeyedPart, Part};
 pub use predict::{fit, Prediction, TablePredictor};
+pub use service::{predict_from_file, LatencyMethod, LatencyRequest, LatencyService, LatencySetting};
 pub use speed::{Relative, SpeedReference};
 pub use table::{Fit, Machine, Table, TABLE_FORMAT};
 pub use validate::{accuracy, validate, Accuracy, Sample, ValidationReport};
@@ -48,7 +51,7 @@ pub enum LatencyModel {
     Table(Box<TablePredictor>),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LatencySource {
     Measured,
@@ -65,8 +68,9 @@ impl LatencySource {
     }
 }
 
-/// An architecture's latency and how it was obtained.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// An architecture's latency and how it was obtained; also what a latency child process
+/// answers (see [`LatencyService`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     pub ms: f64,
     pub source: LatencySource,

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use candle_core::Device;
 use kernels::stats::median;
+use serde::{Deserialize, Serialize};
 use space::Arch;
 
 use super::measure::{self, MeasureConfig};
@@ -34,7 +35,7 @@ pub struct TablePredictor {
 }
 
 /// One prediction and how it was made.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     pub ms: f64,
     /// Sum of the part entries before the fit.
@@ -43,6 +44,20 @@ pub struct Prediction {
     pub measured_parts: usize,
     /// Whether a fit from whole-network measurements was applied.
     pub calibrated: bool,
+}
+
+impl Prediction {
+    /// `scale * sum(entries of parts) + constant` (no correction before calibration); `None`
+    /// when a part has no entry. Nothing is measured, so `measured_parts` is 0.
+    pub fn from_table(table: &Table, parts: &[KeyedPart]) -> Option<Self> {
+        if !parts.iter().all(|p| table.entries.contains_key(&p.key())) {
+            return None;
+        }
+        let sum_ms: f64 = parts.iter().map(|p| table.entries[&p.key()]).sum();
+        let fit = table.fit.unwrap_or_default();
+        let ms = fit.scale * sum_ms + fit.constant_ms;
+        Some(Prediction { ms, sum_ms, measured_parts: 0, calibrated: table.fit.is_some() })
+    }
 }
 
 impl TablePredictor {
@@ -87,11 +102,8 @@ impl TablePredictor {
     pub fn predict(&self, arch: &Arch) -> Result<Prediction, LatencyError> {
         let parts = parts(arch, self.network.resolution);
         let measured_parts = self.add_missing(&parts, |_, _, _| {})?;
-        let table = self.lock();
-        let sum_ms: f64 = parts.iter().map(|p| table.entries[&p.key()]).sum();
-        let fit = table.fit.unwrap_or_default();
-        let ms = fit.scale * sum_ms + fit.constant_ms;
-        Ok(Prediction { ms, sum_ms, measured_parts, calibrated: table.fit.is_some() })
+        let prediction = Prediction::from_table(&self.lock(), &parts).expect("every part was just added");
+        Ok(Prediction { measured_parts, ..prediction })
     }
 
     /// Measures every part of `parts` not in the table yet (each once), saving after each, and

@@ -66,13 +66,13 @@ pub struct Table {
 impl Machine {
     /// This process: its CPU, its thread pool, this build, and the measured input shape.
     pub fn this(cfg: &MeasureConfig) -> Self {
-        Self {
-            cpu: cpu_model(),
-            threads: super::threads(),
-            mixnas: build_id(),
-            resolution: cfg.resolution,
-            batch: cfg.batch,
-        }
+        Self::with_threads(cfg, super::threads())
+    }
+
+    /// This CPU and build at `threads` threads, which need not be this process's pool: the key
+    /// of a target's table, read by a process that runs at another thread count.
+    pub fn with_threads(cfg: &MeasureConfig, threads: usize) -> Self {
+        Self { cpu: cpu_model(), threads, mixnas: build_id(), resolution: cfg.resolution, batch: cfg.batch }
     }
 
     /// The key in words, for messages.

@@ -357,17 +357,32 @@ fn rmsprop_tf(c: RmsPropTfConfig, lr: f64, decay: bool, p: &mut [f32], g: &[f32]
 
 fn adamw(c: AdamWConfig, lr: f64, decay: bool, steps: u64, p: &mut [f32], g: &[f32], state: &mut [Vec<f32>]) {
     let [m, v] = state else { unreachable!("adamw keeps two buffers") };
-    let bc1 = 1.0 - c.beta1.powi(steps.min(i32::MAX as u64) as i32);
-    let bc2_sqrt = (1.0 - c.beta2.powi(steps.min(i32::MAX as u64) as i32)).sqrt();
+    let (bc1, bc2) = adam_bias_corrections(c.beta1, c.beta2, steps);
     let keep = if decay { (1.0 - lr * c.weight_decay) as f32 } else { 1.0 };
     let (b1, b2, eps) = (c.beta1 as f32, c.beta2 as f32, c.eps as f32);
-    let (step_size, bc2_sqrt) = ((lr / bc1) as f32, bc2_sqrt as f32);
+    let (step_size, bc2_sqrt) = ((lr / bc1) as f32, bc2.sqrt() as f32);
     zip2(p, g, m, v, |p, g, m, v| {
         *p *= keep;
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + (1.0 - b2) * g * g;
+        (*m, *v) = adam_moments(b1, b2, *m, *v, g);
         *p -= step_size * (*m / (v.sqrt() / bc2_sqrt + eps));
     });
+}
+
+/// Adam's moment estimates after gradient `g`: `(b1 m + (1 - b1) g, b2 v + (1 - b2) g^2)`, in
+/// the caller's precision (the trainer's f32 buffers; the search controller's f64 sums).
+#[inline]
+pub fn adam_moments<F>(b1: F, b2: F, m: F, v: F, g: F) -> (F, F)
+where
+    F: Copy + From<f32> + std::ops::Add<Output = F> + std::ops::Sub<Output = F> + std::ops::Mul<Output = F>,
+{
+    let one = F::from(1.0);
+    (b1 * m + (one - b1) * g, b2 * v + (one - b2) * g * g)
+}
+
+/// Adam's bias corrections after `steps` steps: `(1 - beta1^steps, 1 - beta2^steps)`.
+pub fn adam_bias_corrections(beta1: f64, beta2: f64, steps: u64) -> (f64, f64) {
+    let t = steps.min(i32::MAX as u64) as i32;
+    (1.0 - beta1.powi(t), 1.0 - beta2.powi(t))
 }
 
 /// Elements per rayon task: large enough to amortise scheduling, small enough to split a

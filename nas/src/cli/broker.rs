@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use evaluator::latency::LatencyService;
 use serde::{Deserialize, Serialize};
 
-use super::search::SearchArgs;
 use search::distributed::{BrokerSettings, EvalSetup, NatsExecutor};
 use search::evaluate::Executor;
 use search::runner::RunConfig;
@@ -20,8 +20,7 @@ struct BrokerRecord {
 /// The run id of `dir` if it ran on a broker before, else a fresh one.
 fn run_id(resume: Option<&Path>) -> Result<String, String> {
     if let Some(path) = resume.map(|d| d.join("broker.json")).filter(|p| p.exists()) {
-        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let r: BrokerRecord = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let r: BrokerRecord = search::results::read_json(&path)?;
         return Ok(r.run_id);
     }
     // Unique per coordinator start, not drawn from --seed: two runs with one seed must not
@@ -30,21 +29,33 @@ fn run_id(resume: Option<&Path>) -> Result<String, String> {
     Ok(format!("r{:x}{:x}", nanos as u64, std::process::id()))
 }
 
+/// How the broker's queue redelivers a trial (`--ack-wait` seconds, `--max-deliver`).
+pub struct Queue {
+    pub ack_wait: f64,
+    pub max_deliver: i64,
+}
+
 /// Connects to the broker and builds the executor (loading the proxy data for its fingerprint),
-/// before anything is written.
-pub fn executor(url: &str, args: &SearchArgs, config: &RunConfig) -> Result<(Box<dyn Executor>, String), String> {
-    let run_id = run_id(args.resume.as_deref())?;
+/// before anything is written; `resume` is the run folder being continued.
+pub fn executor(
+    url: &str,
+    queue: Queue,
+    resume: Option<&Path>,
+    config: &RunConfig,
+    latency: &LatencyService,
+) -> Result<(Box<dyn Executor>, String), String> {
+    let run_id = run_id(resume)?;
     let setup = EvalSetup {
-        evaluator: config.evaluator.clone(),
+        evaluator: config.evaluator,
         data: config.data.clone(),
         proxy: config.proxy.clone(),
         seed: config.seed,
     };
-    let (_, fingerprint) = setup.build(None)?;
+    let (_, fingerprint) = setup.build(None, latency)?;
     let settings = BrokerSettings {
         url: url.into(),
-        ack_wait: Duration::from_secs_f64(args.ack_wait),
-        max_deliver: args.max_deliver,
+        ack_wait: Duration::from_secs_f64(queue.ack_wait),
+        max_deliver: queue.max_deliver,
     };
     let executor = NatsExecutor::connect(&settings, &run_id, setup, fingerprint, config.workers)?;
     eprintln!("nas search: run {run_id} on {url} (trials wait for `nas worker --broker {url}`)");

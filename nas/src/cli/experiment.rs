@@ -157,12 +157,13 @@ pub fn exec(a: ExperimentArgs) -> Result<i32, String> {
     let proxy = ProxyConfig { epochs: a.epochs, batch: a.batch, max_lr: a.lr, resolution: a.resolution };
     run::train_missing(dir, &chosen, &seeds, &scoring, &proxy)?;
 
-    let latency = LatencyPlan {
-        method: format!("{:?}", a.latency).to_lowercase(),
-        resolution: a.latency_resolution,
-        threads: 1,
-        nas: std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?,
+    let method = match a.latency {
+        LatencyMethod::Predict => Some(evaluator::latency::LatencyMethod::Predict),
+        LatencyMethod::Measure => Some(evaluator::latency::LatencyMethod::Measure),
+        LatencyMethod::None => None,
     };
+    let latency =
+        LatencyPlan { method, resolution: a.latency_resolution, threads: 1, service: super::latency::service()? };
     run::measure_missing_latency(dir, &chosen, &latency)?;
     let accuracy_on = format!("test ({} images)", scoring.val.len());
     let results = run::write_results(dir, &cfg, &chosen, accuracy_on, a.latency_resolution)?;

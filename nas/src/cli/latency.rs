@@ -2,12 +2,17 @@
 //! the lookup table for a search space, and validating the table against measurement.
 //!
 //! `--threads` is applied before any tensor work because the compute pool is sized once per
-//! process; see `evaluator::latency`.
+//! process; see `evaluator::latency`. For the same reason a search asks a child `nas latency
+//! --request` (a `LatencyRequest` on stdin, a `Latency` on stdout) for whatever a table file
+//! cannot answer without timing; [`service`] is that child's address.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use evaluator::latency::{self as lat, BuildConfig, MeasureConfig, TablePredictor};
+use evaluator::latency::{
+    self as lat, BuildConfig, LatencyMethod, LatencyModel, LatencyRequest, LatencyService, MeasureConfig,
+    TablePredictor,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use space::{load_arch, SearchSpace};
@@ -15,7 +20,7 @@ use space::{load_arch, SearchSpace};
 #[derive(Args, Debug)]
 pub struct LatencyArgs {
     /// An architecture file or preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1).
-    #[arg(long, value_name = "FILE|PRESET", required_unless_present_any = ["build_table", "validate"])]
+    #[arg(long, value_name = "FILE|PRESET", required_unless_present_any = ["build_table", "validate", "request"])]
     pub arch: Option<String>,
     /// Measure (default: measure and predict).
     #[arg(long)]
@@ -51,9 +56,22 @@ pub struct LatencyArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Answer one `LatencyRequest` (JSON on stdin) with a `Latency` (JSON on stdout): the child
+    /// a search starts for latencies its table file cannot give yet.
+    #[arg(long, hide = true, conflicts_with_all = ["arch", "build_table", "validate"])]
+    pub request: bool,
+}
+
+/// How a library reaches this binary's `nas latency --request`.
+pub fn service() -> Result<LatencyService, String> {
+    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
+    Ok(LatencyService::new(nas, vec!["latency".into(), "--request".into()]))
 }
 
 pub fn exec(a: LatencyArgs) -> Result<i32, String> {
+    if a.request {
+        return answer(a);
+    }
     let threads = evaluator::set_threads(a.threads);
     let cfg = MeasureConfig { resolution: a.resolution, repeats: a.repeats, ..Default::default() };
     match (&a.arch, a.build_table, a.validate) {
@@ -87,6 +105,23 @@ fn one_arch(a: &LatencyArgs, spec: &str, cfg: MeasureConfig, threads: usize) -> 
         true => serde_json::to_string_pretty(&out).expect("json"),
         false => text(&out),
     })
+}
+
+/// `--request`: the request's setting replaces the flags (threads first, before any tensor).
+fn answer(a: LatencyArgs) -> Result<i32, String> {
+    let request: LatencyRequest =
+        serde_json::from_reader(std::io::stdin().lock()).map_err(|e| format!("latency request on stdin: {e}"))?;
+    let s = request.setting;
+    let a = LatencyArgs { threads: s.threads, resolution: s.resolution, table: s.table, ..a };
+    evaluator::set_threads(a.threads);
+    let cfg = MeasureConfig { resolution: a.resolution, repeats: a.repeats, ..Default::default() };
+    let model = match s.method {
+        LatencyMethod::Measure => LatencyModel::Measured(cfg),
+        LatencyMethod::Predict => LatencyModel::Table(Box::new(open_calibrated(&a, cfg)?)),
+    };
+    let what = request.arch.name.as_deref().unwrap_or("architecture");
+    let latency = lat::latency(&request.arch, &model).map_err(|e| format!("{what}: {e}"))?;
+    super::print(&serde_json::to_string(&latency).expect("json"))
 }
 
 fn text(o: &serde_json::Value) -> String {

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use search::evaluate::{Evaluator, LocalPool, SurrogateEvaluator};
+use evaluator::latency::LatencyService;
+use search::evaluate::{LocalPool, TrialEvaluator};
 use search::reward::{LatencyBudget, Reward, Target};
 use search::runner::{RunConfig, Runner};
+use search::setup::EvaluatorKind;
 use search::strategy::StrategyKind;
 
 #[derive(Args, Debug)]
@@ -94,8 +96,7 @@ fn base_config(args: &SearchArgs) -> Result<RunConfig, String> {
         None if Path::new("configs/search.json").exists() => PathBuf::from("configs/search.json"),
         None => return Ok(RunConfig::default()),
     };
-    let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+    search::results::read_json(&path)
 }
 
 fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
@@ -116,7 +117,9 @@ fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
     c.space = a.space.clone().unwrap_or(c.space);
     c.workers = a.workers.unwrap_or(c.workers).max(1);
     c.threads = a.threads.unwrap_or(c.threads).max(1);
-    c.evaluator = a.evaluator.clone().unwrap_or(c.evaluator);
+    if let Some(name) = &a.evaluator {
+        c.evaluator = name.parse()?;
+    }
     c.data = a.data.clone().unwrap_or(c.data);
     Ok(c)
 }
@@ -129,41 +132,31 @@ fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
     })
 }
 
-fn evaluator(c: &RunConfig) -> Result<Arc<dyn Evaluator>, String> {
-    match c.evaluator.as_str() {
-        "surrogate" => Ok(Arc::new(SurrogateEvaluator)),
-        "proxy" => {
-            evaluator::set_threads(c.threads);
-            let proxy = search::proxy::ProxyEvaluator::from_settings(&c.data, &c.proxy, c.seed)?;
-            eprintln!(
-                "proxy data: {} ({} train / {} validation images, {} classes), {} epochs per trial",
-                c.data,
-                proxy.data.train.len(),
-                proxy.data.val.len(),
-                proxy.data.train.num_classes(),
-                proxy.proxy.epochs
-            );
-            Ok(Arc::new(proxy))
-        }
-        other => Err(format!("unknown evaluator `{other}` (hint: proxy or surrogate)")),
+fn evaluator(c: &RunConfig, latency: &LatencyService) -> Result<Arc<dyn TrialEvaluator>, String> {
+    if c.evaluator == EvaluatorKind::Proxy {
+        evaluator::set_threads(c.threads);
     }
+    let built = c.evaluator.build(&c.data, &c.proxy, c.seed, latency)?;
+    if let Some(line) = &built.description {
+        eprintln!("{line}");
+    }
+    Ok(built.evaluator)
 }
 
 /// Warns when no architecture of the space can meet the latency target, judged by this
 /// machine's lookup table (the source of every trial's latency) on the space's fastest points.
 /// The surrogate evaluator has its own latency model and gets no warning.
-fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace) -> Result<(), String> {
+fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &LatencyService) -> Result<(), String> {
     let Target::Latency(t) = c.reward.target else { return Ok(()) };
-    if c.evaluator == "surrogate" {
+    if c.evaluator == EvaluatorKind::Surrogate {
         return Ok(());
     }
-    let setting: search::proxy::ProxySettings =
-        serde_json::from_value(c.proxy.clone()).map_err(|e| format!("search config: proxy: {e}"))?;
-    let fastest = search::proxy::fastest_in_space(space, &setting.latency)?;
+    let setting = &c.proxy.latency;
+    let fastest = search::proxy::fastest_in_space(space, setting, latency)?;
     if t.ms() < fastest {
         eprintln!(
             "nas: warning: target {t} is unreachable: the fastest architectures of the space take about {fastest:.1}ms here (lookup-table prediction at {}x{}, {} thread(s)); the search goes on and favours the fastest it finds",
-            setting.latency.resolution, setting.latency.resolution, setting.latency.threads
+            setting.resolution, setting.resolution, setting.threads
         );
     }
     Ok(())
@@ -172,11 +165,15 @@ fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace) -> Result<()
 pub fn exec(args: SearchArgs) -> Result<i32, String> {
     let config = apply_flags(base_config(&args)?, &args)?;
     let space = load_space(&config)?;
+    let latency = super::latency::service()?;
     let (pool, run_id): (Box<dyn search::evaluate::Executor>, _) = match &args.broker {
-        Some(url) => super::broker::executor(url, &args, &config)?,
-        None => (Box::new(LocalPool::new(evaluator(&config)?, config.workers)), String::new()),
+        Some(url) => {
+            let queue = super::broker::Queue { ack_wait: args.ack_wait, max_deliver: args.max_deliver };
+            super::broker::executor(url, queue, args.resume.as_deref(), &config, &latency)?
+        }
+        None => (Box::new(LocalPool::new(evaluator(&config, &latency)?, config.workers)), String::new()),
     };
-    warn_if_unreachable(&config, &space)?;
+    warn_if_unreachable(&config, &space, &latency)?;
     let mut runner = match &args.resume {
         Some(dir) => Runner::resume(dir, config, space, pool)?,
         None => {

@@ -49,6 +49,7 @@ pub fn exec(args: WorkerArgs) -> Result<i32, String> {
         threads,
         concurrency: args.concurrency,
         data: args.data,
+        latency: super::latency::service()?,
         idle_exit: args.idle_exit.map(Duration::from_secs_f64),
         name: args.name.unwrap_or_else(default_name),
     })?;

@@ -1,5 +1,5 @@
 //! Running an experiment folder: train every (variant, seed) not yet in `runs.jsonl`, obtain
-//! each variant's latency from a child `nas latency`, then derive `results.json`.
+//! each variant's latency at one thread (a `LatencyService`), then derive `results.json`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use evaluator::train::proxy::{proxy_evaluate, ProxyConfig};
 
 use super::journal::{self, ExperimentConfig, LatencyRecord, Results, RunRecord};
 use super::Variant;
-use search::proxy::{file_latency, LatencySetting};
+use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting};
 use search::results::{append_line, unix_now, write_json};
 
 /// Trains the runs missing from `dir/runs.jsonl`, appending each as it finishes; returns how
@@ -62,36 +62,28 @@ pub fn train_missing(
     Ok(todo.len())
 }
 
-/// How latency is obtained: `method` is `predict`, `measure` or `none`.
+/// How latency is obtained (`method` `None`: not at all).
 #[derive(Clone, Debug)]
 pub struct LatencyPlan {
-    pub method: String,
+    pub method: Option<LatencyMethod>,
     pub resolution: usize,
     pub threads: usize,
-    /// The `nas` binary that answers.
-    pub nas: PathBuf,
+    pub service: LatencyService,
 }
 
 /// Adds a `latency.jsonl` line for every variant that has none at this setting.
 pub fn measure_missing_latency(dir: &Path, variants: &[Variant], plan: &LatencyPlan) -> Result<(), String> {
-    if plan.method == "none" {
-        return Ok(());
-    }
+    let Some(method) = plan.method else { return Ok(()) };
     let known = journal::latest_latency(journal::read_latencies(dir)?);
     for v in variants {
         let have = known.get(&v.name).is_some_and(|r| (r.resolution, r.threads) == (plan.resolution, plan.threads));
         if !have {
-            let setting = LatencySetting {
-                method: plan.method.clone(),
-                threads: plan.threads,
-                resolution: plan.resolution,
-                table: None,
-            };
-            let (ms, source) = file_latency(&plan.nas, &variant_file(dir, &v.name), &setting)?;
+            let setting = LatencySetting { method, threads: plan.threads, resolution: plan.resolution, table: None };
+            let latency = plan.service.latency(&v.arch, &setting)?;
             let record = LatencyRecord {
                 variant: v.name.clone(),
-                ms,
-                source,
+                ms: latency.ms,
+                source: latency.source.as_str().to_string(),
                 resolution: plan.resolution,
                 threads: plan.threads,
             };

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use search::results::{self, read_lines, Status, Summary, TrialRecord};
+use search::results::{self, parse_json, read_lines, Status, Summary, TrialRecord};
 use search::reward::Target;
 use search::runner::{RunConfig, Runner};
 
@@ -42,7 +42,7 @@ impl RunFolder {
         }
         let mut records: Vec<TrialRecord> = read_lines(&trials)?;
         records.sort_by_key(|r| r.id);
-        let summary = read_json::<Summary>(&dir.join("summary.json"))?;
+        let summary = read_json_if_present::<Summary>(&dir.join("summary.json"))?;
         let wall_seconds = match &summary {
             Some(s) => s.wall_seconds,
             None => checkpoint_elapsed(dir)?.unwrap_or_else(|| journal_span(&records)),
@@ -109,9 +109,9 @@ impl RunFolder {
     }
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
+fn read_json_if_present<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, String> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("{}: {e}", path.display())),
+        Ok(bytes) => parse_json(path, &bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
@@ -119,7 +119,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
 
 /// Wall time recorded by the strategy checkpoint of an unfinished run.
 fn checkpoint_elapsed(dir: &Path) -> Result<Option<f64>, String> {
-    let ckpt = read_json::<serde_json::Value>(&dir.join("strategy.json"))?;
+    let ckpt = read_json_if_present::<serde_json::Value>(&dir.join("strategy.json"))?;
     Ok(ckpt.and_then(|v| v["elapsed_seconds"].as_f64()))
 }
 

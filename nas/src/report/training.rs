@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use evaluator::train::run_dir::{CheckpointRecord, Metrics};
 use evaluator::train::trainer::{EpochMetrics, TrainConfig};
 use plotters::prelude::*;
+use search::results::read_json;
 
 use super::svg::{self, padded, render, Area, DrawResult, INK, MUTED};
 
@@ -17,15 +18,8 @@ pub struct TrainFolder {
 
 impl TrainFolder {
     pub fn load(dir: &Path) -> Result<Self, String> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display())).map(|b| (path, b))
-        };
-        let (path, bytes) = read("checkpoint.json")?;
-        let record: CheckpointRecord =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        let (path, bytes) = read("metrics.json")?;
-        let metrics: Metrics = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        let record: CheckpointRecord = read_json(&dir.join("checkpoint.json"))?;
+        let metrics: Metrics = read_json(&dir.join("metrics.json"))?;
         Ok(TrainFolder { dir: dir.to_path_buf(), record, metrics })
     }
 }

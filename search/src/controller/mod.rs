@@ -15,7 +15,7 @@ pub use policy::{Policy, Rollout};
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::strategy::SeededRng;
+use evaluator::rng::SplitMix64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,7 +80,7 @@ pub struct Controller {
 }
 
 impl Controller {
-    pub fn new(config: &ControllerConfig, update: Update, num_options: &[usize], rng: &mut SeededRng) -> Result<Self> {
+    pub fn new(config: &ControllerConfig, update: Update, num_options: &[usize], rng: &mut SplitMix64) -> Result<Self> {
         let policy = Policy::new(config, num_options, rng)?;
         let sizes: Vec<usize> = policy.vars().iter().map(|v| v.elem_count()).collect();
         let adam = Adam::new(config.learning_rate, &sizes);
@@ -88,7 +88,7 @@ impl Controller {
         Ok(Controller { config: config.clone(), update, num_options, policy, adam, baseline: None, updates: 0 })
     }
 
-    pub fn sample(&self, n: usize, rng: &mut SeededRng) -> Result<Vec<Vec<usize>>> {
+    pub fn sample(&self, n: usize, rng: &mut SplitMix64) -> Result<Vec<Vec<usize>>> {
         self.policy.sample(n, rng)
     }
 

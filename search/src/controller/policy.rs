@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 
 use super::ControllerConfig;
-use crate::strategy::SeededRng;
+use evaluator::rng::SplitMix64;
 
 pub struct Policy {
     hidden: usize,
@@ -31,7 +31,7 @@ const BIAS: usize = 3;
 
 impl Policy {
     /// A policy with every parameter drawn from U(-init_range, init_range).
-    pub fn new(config: &ControllerConfig, num_options: &[usize], rng: &mut SeededRng) -> Result<Self> {
+    pub fn new(config: &ControllerConfig, num_options: &[usize], rng: &mut SplitMix64) -> Result<Self> {
         let h = config.hidden;
         let mut shapes = vec![vec![1, h], vec![h, 4 * h], vec![h, 4 * h], vec![1, 4 * h]];
         for (d, &n) in num_options.iter().enumerate() {
@@ -132,7 +132,7 @@ impl Policy {
     }
 
     /// Samples `n` candidates.
-    pub fn sample(&self, n: usize, rng: &mut SeededRng) -> Result<Vec<Vec<usize>>> {
+    pub fn sample(&self, n: usize, rng: &mut SplitMix64) -> Result<Vec<Vec<usize>>> {
         Ok(self.rollout(n, |_, probs| probs.iter().map(|p| rng.categorical(p)).collect())?.actions)
     }
 

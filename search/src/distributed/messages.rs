@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{Evaluation, Evaluator, SurrogateEvaluator, TrialSpec};
+use evaluator::latency::LatencyService;
+
+use crate::evaluate::{Evaluation, TrialEvaluator, TrialSpec};
+use crate::proxy::ProxySettings;
+use crate::setup::EvaluatorKind;
 
 /// The version every trial is stamped with; a worker built from another version refuses it.
 pub const MIXNAS_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -13,10 +17,9 @@ pub const MIXNAS_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How to build the evaluator a trial needs: the run's evaluator, data and proxy settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalSetup {
-    /// `proxy` or `surrogate`.
-    pub evaluator: String,
+    pub evaluator: EvaluatorKind,
     pub data: String,
-    pub proxy: serde_json::Value,
+    pub proxy: ProxySettings,
     /// The run's seed (it cuts the validation hold-out).
     pub seed: u64,
 }
@@ -24,17 +27,13 @@ pub struct EvalSetup {
 impl EvalSetup {
     /// Builds the evaluator and the fingerprint of the data it uses (`none` for the surrogate).
     /// `data` replaces the data location (the same data may sit elsewhere on a worker).
-    pub fn build(&self, data: Option<&str>) -> Result<(Arc<dyn Evaluator>, String), String> {
-        match self.evaluator.as_str() {
-            "surrogate" => Ok((Arc::new(SurrogateEvaluator), "none".into())),
-            "proxy" => {
-                let source = data.unwrap_or(&self.data);
-                let proxy = crate::proxy::ProxyEvaluator::from_settings(source, &self.proxy, self.seed)?;
-                let fingerprint = proxy.data.record.fingerprint.clone();
-                Ok((Arc::new(proxy), fingerprint))
-            }
-            other => Err(format!("unknown evaluator `{other}` (hint: proxy or surrogate)")),
-        }
+    pub fn build(
+        &self,
+        data: Option<&str>,
+        latency: &LatencyService,
+    ) -> Result<(Arc<dyn TrialEvaluator>, String), String> {
+        let built = self.evaluator.build(data.unwrap_or(&self.data), &self.proxy, self.seed, latency)?;
+        Ok((built.evaluator, built.data_fingerprint))
     }
 }
 
@@ -101,9 +100,9 @@ mod tests {
             data_fingerprint: fingerprint.into(),
             run_id: "r1".into(),
             setup: EvalSetup {
-                evaluator: "proxy".into(),
+                evaluator: EvaluatorKind::Proxy,
                 data: "default".into(),
-                proxy: serde_json::json!({}),
+                proxy: ProxySettings::default(),
                 seed: 1,
             },
             trial: TrialSpec { id: 7, arch, choices: vec![1, 2], seed: 9, threads: 1 },
@@ -131,10 +130,17 @@ mod tests {
 
     #[test]
     fn the_surrogate_needs_no_data() {
-        let setup =
-            EvalSetup { evaluator: "surrogate".into(), data: "x".into(), proxy: serde_json::json!({}), seed: 0 };
-        assert_eq!(setup.build(None).unwrap().1, "none");
-        let bad = EvalSetup { evaluator: "magic".into(), ..setup };
-        assert!(bad.build(None).err().unwrap().contains("unknown evaluator `magic`"));
+        let setup = EvalSetup {
+            evaluator: EvaluatorKind::Surrogate,
+            data: "x".into(),
+            proxy: ProxySettings::default(),
+            seed: 0,
+        };
+        let nowhere = LatencyService::new("/no/such/program".into(), vec![]);
+        assert_eq!(setup.build(None, &nowhere).unwrap().1, "none");
+        let mut bad = serde_json::to_value(&setup).unwrap();
+        bad["evaluator"] = "magic".into();
+        let err = serde_json::from_value::<EvalSetup>(bad).err().unwrap().to_string();
+        assert!(err.contains("unknown evaluator `magic`"), "{err}");
     }
 }

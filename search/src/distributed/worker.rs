@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
+use evaluator::latency::LatencyService;
 use futures_util::StreamExt;
 
 use super::broker::{self, HEARTBEAT, HEARTBEAT_SUBJECT, TRIALS_STREAM, WORKERS_CONSUMER};
 use super::messages::{ResultMessage, TrialMessage, WorkerStatus, MIXNAS_VERSION};
-use crate::evaluate::{evaluate_guarded, Evaluator};
+use crate::evaluate::{evaluate_guarded, TrialEvaluator};
 
 pub struct WorkerOptions {
     pub broker: String,
@@ -28,13 +29,15 @@ pub struct WorkerOptions {
     pub concurrency: usize,
     /// Where this machine keeps the proxy data, when not where the coordinator has it.
     pub data: Option<String>,
+    /// Where trials' latencies come from (the `nas` binary answers for missing parts).
+    pub latency: LatencyService,
     /// Exit after this long without a trial (for batch-scheduler jobs); `None`: never.
     pub idle_exit: Option<Duration>,
     pub name: String,
 }
 
 type Consumer = jetstream::consumer::Consumer<pull::Config>;
-type Built = Result<(Arc<dyn Evaluator>, String), String>;
+type Built = Result<(Arc<dyn TrialEvaluator>, String), String>;
 
 struct Worker {
     opts: WorkerOptions,
@@ -168,7 +171,7 @@ async fn evaluator_for(worker: &Arc<Worker>, setup: &super::EvalSetup) -> Built 
     let (worker, setup) = (worker.clone(), setup.clone());
     let built = tokio::task::spawn_blocking(move || {
         let mut cache = lock(&worker.evaluators);
-        cache.entry(key).or_insert_with(|| setup.build(worker.opts.data.as_deref())).clone()
+        cache.entry(key).or_insert_with(|| setup.build(worker.opts.data.as_deref(), &worker.opts.latency)).clone()
     });
     built.await.unwrap_or_else(|e| Err(format!("building the evaluator: {e}")))
 }

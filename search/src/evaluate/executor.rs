@@ -4,22 +4,22 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex};
 
-use super::{Evaluation, Evaluator, Executor, TrialSpec};
+use super::{Evaluation, Executor, TrialEvaluator, TrialSpec};
 
 /// A pool of `workers` threads on this machine, each evaluating one trial at a time.
 pub struct LocalPool {
-    evaluator: Arc<dyn Evaluator>,
+    evaluator: Arc<dyn TrialEvaluator>,
     workers: usize,
 }
 
 impl LocalPool {
-    pub fn new(evaluator: Arc<dyn Evaluator>, workers: usize) -> Self {
+    pub fn new(evaluator: Arc<dyn TrialEvaluator>, workers: usize) -> Self {
         LocalPool { evaluator, workers: workers.max(1) }
     }
 }
 
 /// Runs the evaluator, turning a panic into an error (shared with the distributed worker).
-pub(crate) fn evaluate_guarded(evaluator: &dyn Evaluator, trial: &TrialSpec) -> Result<Evaluation, String> {
+pub(crate) fn evaluate_guarded(evaluator: &dyn TrialEvaluator, trial: &TrialSpec) -> Result<Evaluation, String> {
     match catch_unwind(AssertUnwindSafe(|| evaluator.evaluate(trial))) {
         Ok(result) => result,
         Err(panic) => {
@@ -63,7 +63,7 @@ mod tests {
 
     struct Flaky;
 
-    impl Evaluator for Flaky {
+    impl TrialEvaluator for Flaky {
         fn evaluate(&self, t: &TrialSpec) -> Result<Evaluation, String> {
             match t.id % 3 {
                 0 => panic!("boom {}", t.id),

@@ -15,8 +15,8 @@
 //! Test hook (off unless set; for the integration tests only): `MIXNAS_SURROGATE_DELAY_MS=N`
 //! sleeps N ms in every evaluation, so a test can kill `nas search` while trials are running.
 
-use super::{Evaluation, Evaluator, TrialSpec};
-use crate::strategy::SeededRng;
+use super::{Evaluation, TrialEvaluator, TrialSpec};
+use evaluator::rng::SplitMix64;
 
 /// The surrogate evaluator; see the module doc for its formula.
 #[derive(Clone, Copy, Debug, Default)]
@@ -47,12 +47,12 @@ pub fn surrogate_accuracy(arch: &space::Arch) -> f64 {
 
 /// A standard normal draw (Box-Muller) from the trial's seed.
 fn noise(seed: u64) -> f64 {
-    let mut rng = SeededRng::derive(seed, 0x5355_5252);
+    let mut rng = SplitMix64::derive(seed, 0x5355_5252);
     let (u1, u2) = (1.0 - rng.uniform(), rng.uniform());
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-impl Evaluator for SurrogateEvaluator {
+impl TrialEvaluator for SurrogateEvaluator {
     fn evaluate(&self, trial: &TrialSpec) -> Result<Evaluation, String> {
         if let Some(ms) = std::env::var("MIXNAS_SURROGATE_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
             std::thread::sleep(std::time::Duration::from_millis(ms));

@@ -5,9 +5,10 @@
 
 use std::collections::VecDeque;
 
+use evaluator::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_state, uniform_choices, Observation, SeededRng, Strategy};
+use super::{parse_state, uniform_choices, Observation, Strategy};
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -30,11 +31,11 @@ pub struct Evolution {
     /// Oldest first.
     population: VecDeque<Observation>,
     proposed: usize,
-    rng: SeededRng,
+    rng: SplitMix64,
 }
 
 impl Evolution {
-    pub fn new(config: EvolutionConfig, num_options: &[usize], rng: SeededRng) -> Self {
+    pub fn new(config: EvolutionConfig, num_options: &[usize], rng: SplitMix64) -> Self {
         let config = EvolutionConfig { population: config.population.max(1), sample_size: config.sample_size.max(1) };
         Evolution { config, num_options: num_options.to_vec(), population: VecDeque::new(), proposed: 0, rng }
     }
@@ -42,16 +43,16 @@ impl Evolution {
     fn child(&mut self) -> Vec<usize> {
         let mut parent: Option<&Observation> = None;
         for _ in 0..self.config.sample_size {
-            let member = &self.population[self.rng.below(self.population.len())];
+            let member = &self.population[self.rng.below_by_modulo(self.population.len())];
             if !matches!(parent, Some(p) if p.reward >= member.reward) {
                 parent = Some(member);
             }
         }
         let mut child = parent.expect("population is not empty").choices.clone();
         let mutable: Vec<usize> = (0..child.len()).filter(|&d| self.num_options[d] > 1).collect();
-        if let Some(&d) = mutable.get(self.rng.below(mutable.len().max(1))) {
+        if let Some(&d) = mutable.get(self.rng.below_by_modulo(mutable.len().max(1))) {
             // Shift by 1..n so the new option always differs from the parent's.
-            child[d] = (child[d] + 1 + self.rng.below(self.num_options[d] - 1)) % self.num_options[d];
+            child[d] = (child[d] + 1 + self.rng.below_by_modulo(self.num_options[d] - 1)) % self.num_options[d];
         }
         child
     }
@@ -98,7 +99,7 @@ mod tests {
     #[test]
     fn children_differ_from_a_member_in_exactly_one_decision() {
         let cfg = EvolutionConfig { population: 4, sample_size: 2 };
-        let mut evo = Evolution::new(cfg, &[3, 1, 5], SeededRng::new(3));
+        let mut evo = Evolution::new(cfg, &[3, 1, 5], SplitMix64::scrambled(3));
         let first = evo.propose(4);
         evo.observe(
             &first

@@ -11,13 +11,12 @@
 mod evolution;
 mod random;
 mod rl;
-mod rng;
 
 pub use evolution::{Evolution, EvolutionConfig};
 pub use random::RandomSearch;
 pub use rl::RlStrategy;
-pub use rng::{mix, SeededRng};
 
+use evaluator::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
 use crate::controller::{ControllerConfig, Update};
@@ -88,7 +87,7 @@ pub fn build(config: &StrategyConfig, num_options: &[usize], seed: u64) -> Resul
     if num_options.is_empty() || num_options.contains(&0) {
         return Err("the search space has no decisions, or a decision without options".into());
     }
-    let rng = SeededRng::derive(seed, 0x5354_5241);
+    let rng = SplitMix64::derive(seed, 0x5354_5241);
     Ok(match config.kind {
         StrategyKind::Random => Box::new(RandomSearch::new(num_options, rng)),
         StrategyKind::Evolution => Box::new(Evolution::new(config.evolution, num_options, rng)),
@@ -98,8 +97,8 @@ pub fn build(config: &StrategyConfig, num_options: &[usize], seed: u64) -> Resul
 }
 
 /// A uniformly random candidate.
-pub(crate) fn uniform_choices(num_options: &[usize], rng: &mut SeededRng) -> Vec<usize> {
-    num_options.iter().map(|&n| rng.below(n)).collect()
+pub(crate) fn uniform_choices(num_options: &[usize], rng: &mut SplitMix64) -> Vec<usize> {
+    num_options.iter().map(|&n| rng.below_by_modulo(n)).collect()
 }
 
 /// Decodes a JSON state into `T`, naming the strategy on error.

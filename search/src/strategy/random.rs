@@ -1,17 +1,18 @@
 //! Random search: every decision uniform and independent. The bar the others must clear.
 
+use evaluator::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_state, uniform_choices, Observation, SeededRng, Strategy};
+use super::{parse_state, uniform_choices, Observation, Strategy};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RandomSearch {
     num_options: Vec<usize>,
-    rng: SeededRng,
+    rng: SplitMix64,
 }
 
 impl RandomSearch {
-    pub fn new(num_options: &[usize], rng: SeededRng) -> Self {
+    pub fn new(num_options: &[usize], rng: SplitMix64) -> Self {
         RandomSearch { num_options: num_options.to_vec(), rng }
     }
 }

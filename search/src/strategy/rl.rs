@@ -1,22 +1,23 @@
 //! The RL strategies: the LSTM controller samples candidates and learns from their rewards
 //! (REINFORCE or PPO). Failed candidates teach it too, with the penalty reward.
 
+use evaluator::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 
-use super::{parse_state, Observation, SeededRng, Strategy};
+use super::{parse_state, Observation, Strategy};
 use crate::controller::{Controller, ControllerConfig, ControllerState, Update};
 
 pub struct RlStrategy {
     controller: Controller,
     update: Update,
     num_options: Vec<usize>,
-    rng: SeededRng,
+    rng: SplitMix64,
 }
 
 #[derive(Serialize, Deserialize)]
 struct RlState {
     controller: ControllerState,
-    rng: SeededRng,
+    rng: SplitMix64,
 }
 
 impl RlStrategy {
@@ -24,7 +25,7 @@ impl RlStrategy {
         config: &ControllerConfig,
         update: Update,
         num_options: &[usize],
-        mut rng: SeededRng,
+        mut rng: SplitMix64,
     ) -> Result<Self, String> {
         let controller =
             Controller::new(config, update, num_options, &mut rng).map_err(|e| format!("controller: {e}"))?;
