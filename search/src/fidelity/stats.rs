@@ -2,9 +2,8 @@
 //! tau-b, Spearman rho, top-k recall, tau within cost bins, and bootstrap intervals of any of
 //! them. A statistic that is undefined (too few items, a constant vector, a NaN input) is NaN.
 
+use evaluator::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
-
-use crate::strategy::SeededRng;
 
 /// Kendall tau-b, `(P - Q) / sqrt((n0 - n1)(n0 - n2))` with ties in either vector, in
 /// O(n log n) (Knight 1966): sort by (x, y), count x ties and joint ties on the runs, then count
@@ -189,11 +188,11 @@ pub struct Interval {
 /// each, skips NaN results, and returns the 2.5% and 97.5% percentiles (linear interpolation
 /// between order statistics); NaN bounds where no resample is defined.
 pub fn bootstrap_interval(n: usize, resamples: usize, seed: u64, statistic: impl Fn(&[usize]) -> f64) -> Interval {
-    let mut rng = SeededRng::new(seed);
+    let mut rng = SplitMix64::scrambled(seed);
     let mut values = Vec::with_capacity(resamples);
     let mut indices = vec![0; n];
     for _ in 0..resamples {
-        indices.iter_mut().for_each(|i| *i = rng.below(n));
+        indices.iter_mut().for_each(|i| *i = rng.below_by_modulo(n));
         let value = statistic(&indices);
         if !value.is_nan() {
             values.push(value);
@@ -273,10 +272,10 @@ mod tests {
 
     #[test]
     fn tau_b_agrees_with_the_pairwise_definition_on_tied_data() {
-        let mut rng = SeededRng::new(3);
+        let mut rng = SplitMix64::scrambled(3);
         for n in [2, 3, 7, 40, 200] {
-            let x: Vec<f64> = (0..n).map(|_| rng.below(5) as f64).collect();
-            let y: Vec<f64> = x.iter().map(|v| v + rng.below(4) as f64).collect();
+            let x: Vec<f64> = (0..n).map(|_| rng.below_by_modulo(5) as f64).collect();
+            let y: Vec<f64> = x.iter().map(|v| v + rng.below_by_modulo(4) as f64).collect();
             let (fast, slow) = (kendall_tau_b(&x, &y), tau_b_by_pairs(&x, &y));
             assert!(close(fast, slow) || (fast.is_nan() && slow.is_nan()), "n={n}: {fast} vs {slow}");
         }
@@ -342,7 +341,7 @@ mod tests {
 
     #[test]
     fn bootstrap_brackets_a_clear_correlation_and_repeats_for_a_seed() {
-        let mut rng = SeededRng::new(11);
+        let mut rng = SplitMix64::scrambled(11);
         let truth: Vec<f64> = (0..60).map(f64::from).collect();
         let scores: Vec<f64> = truth.iter().map(|t| t + 15.0 * rng.uniform()).collect();
         let tau = kendall_tau_b(&scores, &truth);
