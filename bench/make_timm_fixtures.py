@@ -1,10 +1,11 @@
 """Makes timm MixNet fixtures the way ../shared/fixtures/timm/README.md describes, for models that
 are not shipped there (mixnet_m, mixnet_l, tf_mixnet_m, ...). Needs torch + timm (see
 ../shared/bench/torch_reference.py for the venv). Writes NAME.weights.safetensors and
-NAME.io.safetensors into OUT; the evaluator's timm tests pick them up from
-target/testdata/timm-extra/ when present.
+NAME.io.safetensors into OUT; the evaluator's ignored test `larger_mixnets_reproduce_timm_logits`
+reads all four M/L models from target/testdata/timm-extra/ (CI does not run it: no torch there).
 
-  ~/torchref/bin/python bench/make_timm_fixtures.py --out target/testdata/timm-extra mixnet_m mixnet_l tf_mixnet_m
+  ~/torchref/bin/python bench/make_timm_fixtures.py --out target/testdata/timm-extra mixnet_m mixnet_l tf_mixnet_m tf_mixnet_l
+  cargo test -p evaluator --lib -- --ignored larger_mixnets
 """
 import argparse, os
 import torch, timm

@@ -30,7 +30,7 @@ fn onnx_vs_ours(python: &str, net: &MixNet, input: &Tensor, dir: &Path, name: &s
 
 #[test]
 fn timm_mixnet_s_runs_in_onnx_runtime_with_our_logits() {
-    let (Some(python), Some(dir)) = (ort::python_for_tests(), timm_fixtures()) else { return };
+    let (Some(python), Some(dir)) = (testkit::require::found(ort::find_python()), timm_fixtures()) else { return };
     let out = tempfile::tempdir().unwrap();
     for model in ["mixnet_s", "tf_mixnet_s"] {
         let arch = space::presets::timm_model(model).unwrap();
@@ -68,7 +68,7 @@ fn sampled_arch(seed: u64) -> Arch {
 
 #[test]
 fn sampled_architectures_run_in_onnx_runtime_with_our_logits() {
-    let Some(python) = ort::python_for_tests() else { return };
+    let Some(python) = testkit::require::found(ort::find_python()) else { return };
     let out = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     // As `nas train` builds it at 32x32 (proxy strides), and at 72x72 with TF SAME padding,

@@ -29,7 +29,7 @@ fn export_vs_infer(python: &str, ckpt: &Path, input: &Path, res: usize, dir: &Pa
 #[test]
 fn exported_timm_mixnet_s_matches_nas_infer_in_onnx_runtime() {
     let Some(fixtures) = testkit::shared::timm_fixtures() else { return };
-    let Some(python) = ort::python_for_tests() else { return };
+    let Some(python) = testkit::require::found(ort::find_python()) else { return };
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("mixnet_s");
     let weights = fixtures.join("mixnet_s.weights.safetensors");
@@ -70,7 +70,7 @@ fn exported_proxy_checkpoint_matches_nas_infer_and_needs_its_resolution() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(err.contains("--resolution") && err.lines().count() == 1, "{err}");
     assert!(!model.exists(), "nothing is written on an error");
-    let Some(python) = ort::python_for_tests() else { return };
+    let Some(python) = testkit::require::found(ort::find_python()) else { return };
     let input = dir.path().join("input.safetensors");
     let x = Tensor::randn(0f32, 1., (3, 3, 32, 32), &Device::Cpu).unwrap();
     save_tensors(&input, &[("input".into(), x)], None).unwrap();

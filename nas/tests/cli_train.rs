@@ -199,3 +199,22 @@ fn fine_tuning_settings_out_of_range_are_one_line_naming_what_is_allowed() {
         assert_eq!(lines, [want], "{extra:?}");
     }
 }
+
+/// The tests' stderr is a pipe, not a terminal: one line per epoch as it finishes replaces the
+/// bar, not repeated at the end; stdout stays the one JSON line.
+#[test]
+fn without_a_terminal_each_epoch_is_one_stderr_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = tiny_arch(tmp.path());
+    let out = ok(run(nas()
+        .args(["train", "--arch", arg(&arch), "--data", "default", "--subset", "24", "--epochs", "2"])
+        .args(["--batch", "16", "--seed", "7", "--threads", "2", "--out", arg(&tmp.path().join("run"))])));
+    let epochs: Vec<String> = stderr_lines(&out).into_iter().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 2, "{epochs:?}");
+    for (i, line) in epochs.iter().enumerate() {
+        assert!(line.starts_with(&format!("epoch {}/2  loss ", i + 1)) && line.contains(" img/s "), "{line}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("{\"epochs\":2,\"test_accuracy\":"), "{stdout}");
+}

@@ -1,7 +1,8 @@
 //! `nas search --broker` with `nas worker` processes on a real nats-server (JetStream, loopback,
 //! a temporary store), on the surrogate evaluator: a worker SIGKILLed mid-trial, a trial that
 //! always crashes its worker, a coordinator killed and resumed, and an unreachable broker.
-//! The tests that need nats-server skip loudly when it is not installed (`.ci/run` installs it).
+//! The tests that need nats-server skip visibly when it is not installed, and fail under `CI=true`
+//! (`.ci/run` installs it).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -38,9 +39,14 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
-        let Ok(mut child) = spawned else {
-            eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server; .ci/run does)");
-            return None;
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) => {
+                return testkit::require::missing(
+                    &format!("nats-server ({e})"),
+                    "apt-get install nats-server; .ci/run does",
+                )
+            }
         };
         let ports_file = store.path().join(format!("nats-server_{}.ports", child.id()));
         let deadline = Instant::now() + Duration::from_secs(10);

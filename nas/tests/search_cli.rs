@@ -13,13 +13,18 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// `nas search` over the shipped defaults, surrogate evaluator, two workers.
-fn search(args: &[&str]) -> Command {
+/// `nas search` over the shipped defaults, surrogate evaluator, two workers, with its progress.
+fn search_with_progress(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas"));
     cmd.arg("search").arg("--config").arg(workspace().join("configs/search.json"));
-    cmd.args(["--evaluator", "surrogate", "--workers", "2", "--threads", "2", "--quiet"]);
+    cmd.args(["--evaluator", "surrogate", "--workers", "2", "--threads", "2"]);
     cmd.args(args);
     cmd
+}
+
+/// [`search_with_progress`] with `--quiet`.
+fn search(args: &[&str]) -> Command {
+    search_with_progress(&[&["--quiet"], args].concat())
 }
 
 /// The journal by id without timestamps; panics unless every id appears exactly once.
@@ -129,4 +134,28 @@ fn an_unreachable_target_is_warned_about_from_the_lookup_table() {
     // No trial ran: the closing lines must not point at a best.json that does not exist.
     assert!(!tmp.path().join("run/best.json").exists());
     assert!(stderr.contains("no best.json") && !stderr.contains("nas inspect"), "{stderr}");
+}
+
+/// The tests' stderr is a pipe, not a terminal: one line per finished trial replaces the bar.
+#[test]
+fn without_a_terminal_each_finished_trial_is_one_stderr_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let common = ["--trials", "3", "--seed", "3", "--target-latency", "35ms", "--out"];
+    let out = run(search_with_progress(&common).arg(tmp.path().join("loud")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("trial ")).collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for (done, line) in lines.iter().enumerate() {
+        assert!(line.contains(&format!(" ({}/3): ", done + 1)), "{line}");
+        assert!(line.contains("reward ") && line.ends_with("s)"), "{line}");
+    }
+    let mut ids: Vec<&str> = lines.iter().map(|l| l.split(' ').nth(1).unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, ["0", "1", "2"]);
+    let quiet = run(search(&common).arg(tmp.path().join("quiet")));
+    assert!(quiet.status.success());
+    let quiet_stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!quiet_stderr.lines().any(|l| l.starts_with("trial ")), "--quiet prints no trial lines: {quiet_stderr}");
+    assert_eq!(out.stdout, quiet.stdout, "the progress goes to stderr only");
 }

@@ -51,6 +51,24 @@ impl TrialRecord {
     pub fn latency_ms(&self) -> Option<f64> {
         self.evaluation.as_ref().map(|e| e.latency_ms)
     }
+
+    /// The outcome in one line for a log: reward, accuracy and latency, or why it has none,
+    /// then the wall time.
+    pub fn outcome_line(&self) -> String {
+        let outcome = match (&self.status, &self.evaluation) {
+            (Status::Cached, _) => {
+                format!("cached from trial {}, reward {:.4}", self.cached_from.unwrap_or(self.id), self.reward)
+            }
+            (Status::Ok, Some(e)) => {
+                format!("reward {:.4} accuracy {:.4} latency {:.1}ms", self.reward, e.val_accuracy, e.latency_ms)
+            }
+            (status, _) => {
+                let why = self.error.as_deref().unwrap_or("no evaluation");
+                format!("{}: {why}", format!("{status:?}").to_lowercase())
+            }
+        };
+        format!("{outcome} ({:.1}s)", (self.finished_at - self.started_at).max(0.0))
+    }
 }
 
 pub fn unix_now() -> f64 {
@@ -210,4 +228,43 @@ pub fn write_reports(dir: &Path, run: &str, records: &[TrialRecord], wall_second
     let summary = summarise(records, wall_seconds);
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: Status, evaluation: Option<crate::evaluate::Evaluation>, error: Option<&str>) -> TrialRecord {
+        TrialRecord {
+            id: 3,
+            batch: 0,
+            choices: vec![],
+            status,
+            reward: 0.61494,
+            seed: 0,
+            cached_from: None,
+            error: error.map(String::from),
+            evaluation,
+            arch: None,
+            started_at: 100.0,
+            finished_at: 112.34,
+        }
+    }
+
+    #[test]
+    fn outcome_lines_say_the_result_or_why_there_is_none() {
+        let e = crate::evaluate::Evaluation {
+            val_accuracy: 0.52674,
+            latency_ms: 8.23,
+            latency_source: "surrogate".into(),
+            macs: 1,
+            params: 1,
+            train_seconds: 0.0,
+            details: Default::default(),
+        };
+        let ok = record(Status::Ok, Some(e), None);
+        assert_eq!(ok.outcome_line(), "reward 0.6149 accuracy 0.5267 latency 8.2ms (12.3s)");
+        let failed = record(Status::Failed, None, Some("loss became NaN"));
+        assert_eq!(failed.outcome_line(), "failed: loss became NaN (12.3s)");
+    }
 }

@@ -13,6 +13,7 @@
 //! timestamps.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -224,8 +225,13 @@ impl Runner {
         results::write_reports(&self.dir, &run, &self.records(), wall)
     }
 
+    /// Progress as one stderr line per finished trial, where no terminal shows the bar.
+    fn progress_lines(&self) -> bool {
+        self.progress && !std::io::stderr().is_terminal()
+    }
+
     fn progress_bar(&self) -> indicatif::ProgressBar {
-        if !self.progress {
+        if !self.progress || self.progress_lines() {
             return indicatif::ProgressBar::hidden();
         }
         let bar = indicatif::ProgressBar::new(self.config.trials as u64);
@@ -339,6 +345,10 @@ impl Runner {
         };
         bar.set_message(format!("best reward {best:.4} | {last}"));
         bar.inc(1);
+        if self.progress_lines() {
+            let done = self.records.len() + 1;
+            eprintln!("trial {} ({done}/{}): {}", record.id, self.config.trials, record.outcome_line());
+        }
         self.records.insert(record.id, record);
         Ok(())
     }

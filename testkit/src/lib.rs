@@ -1,6 +1,7 @@
 //! What the workspace's tests share, as a dev-dependency of each crate: tiny architectures
 //! ([`arch`]), CIFAR-10 binary files ([`cifar`]) and seeded bytes ([`bytes`]), the shared
-//! fixture folder ([`shared`]), float and tensor comparisons ([`float`]), seeded tensors
+//! fixture folder ([`shared`]), what a test needs and may not find ([`require`]: a failure under
+//! `CI=true`, a visible skip elsewhere), float and tensor comparisons ([`float`]), seeded tensors
 //! ([`tensor`]) and gradient checks ([`grad`]), and running a built binary ([`process`]).
 
 pub mod arch;
@@ -9,5 +10,6 @@ pub mod cifar;
 pub mod float;
 pub mod grad;
 pub mod process;
+pub mod require;
 pub mod shared;
 pub mod tensor;

@@ -1,11 +1,13 @@
 //! Real data for tests and benchmarks, found in the shared folder beside the workspace and never
-//! committed. Where it is absent the helpers say so loudly and return `None`, so tests skip
-//! instead of failing on machines without it.
+//! committed. Where it is absent the helpers report it through [`crate::require`]: a failure
+//! under `CI=true`, a SKIPPED line and `None` elsewhere.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use flate2::read::GzDecoder;
+
+use crate::require;
 
 /// `$MIXNAS_SHARED`, else `shared/` beside the workspace (`<workspace>/../shared`).
 pub fn shared_dir() -> PathBuf {
@@ -25,52 +27,50 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `<shared>/<relative>` (a file or a folder). `None`, after printing a SKIPPED line, where it
-/// is absent.
+/// `<shared>/<relative>` (a file or a folder); where it is absent, see [`crate::require`].
 pub fn shared_path(relative: &str) -> Option<PathBuf> {
-    let path = shared_dir().join(relative);
-    if path.exists() {
-        Some(path)
-    } else {
-        skipped(&path)
-    }
+    require::found(existing(shared_dir().join(relative)))
 }
 
 /// timm's reference weights and logits (`<shared>/fixtures/timm/`: `NAME.weights.safetensors`,
-/// `NAME.io.safetensors`), or `None` after a SKIPPED line.
+/// `NAME.io.safetensors`); where they are absent, see [`crate::require`].
 pub fn timm_fixtures() -> Option<PathBuf> {
     shared_path("fixtures/timm")
 }
 
 /// All of CIFAR-10 as JPEG folders (`train/<class>/*.jpg`, `test/<class>/*.jpg`), extracted
 /// once from `<shared>/datasets/cifar10-jpg.tar.gz` into `<workspace>/target/testdata/`.
-/// `None`, after printing a SKIPPED line, where the archive is absent.
+/// Where the archive is absent, see [`crate::require`].
 ///
 /// # Panics
 /// If the archive exists but cannot be extracted: a broken fixture must fail, not skip.
 pub fn cifar10_jpg() -> Option<PathBuf> {
     let archive = shared_dir().join("datasets/cifar10-jpg.tar.gz");
-    extracted(&archive, "cifar10-jpg")
+    require::found(existing(archive).map(|archive| extracted(&archive, "cifar10-jpg")))
 }
 
-fn skipped(path: &Path) -> Option<PathBuf> {
-    eprintln!("SKIPPED: test data {} not found (set MIXNAS_SHARED to its folder)", path.display());
-    None
+/// `path`, or the line saying it is missing and how to get it.
+fn existing(path: PathBuf) -> Result<PathBuf, String> {
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "test data {} is missing (put the shared folder beside the workspace or set MIXNAS_SHARED to it)",
+            path.display()
+        ))
+    }
 }
 
 /// `archive` unpacked into `target/testdata/<name>/`. Unpacking goes to a private temporary
 /// directory that is renamed into place, so a reader never sees a half-written tree: threads of
 /// this process wait on a lock, other processes lose the rename race and use the winner's copy.
-fn extracted(archive: &Path, name: &str) -> Option<PathBuf> {
+fn extracted(archive: &Path, name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
-    if !archive.is_file() {
-        return skipped(archive);
-    }
     let root = testdata_dir();
     let dest = root.join(name);
     let _guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if dest.is_dir() {
-        return Some(dest);
+        return dest;
     }
     let fail = |what: &str, e: std::io::Error| -> ! { panic!("{}: {what}: {e}", archive.display()) };
     std::fs::create_dir_all(&root).unwrap_or_else(|e| fail("cannot create target/testdata", e));
@@ -83,7 +83,7 @@ fn extracted(archive: &Path, name: &str) -> Option<PathBuf> {
         let _ = std::fs::remove_dir_all(&tmp);
         assert!(dest.is_dir(), "{}: extracted but could not move to {}", archive.display(), dest.display());
     }
-    Some(dest)
+    dest
 }
 
 #[cfg(test)]
@@ -91,13 +91,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_archive_skips() {
-        assert_eq!(extracted(Path::new("/nonexistent/archive.tar.gz"), "never"), None);
-    }
-
-    #[test]
-    fn missing_shared_path_skips() {
-        assert_eq!(shared_path("no/such/fixture.safetensors"), None);
+    fn a_missing_path_is_named_with_how_to_get_it() {
+        let why = existing(shared_dir().join("no/such/fixture.safetensors")).unwrap_err();
+        assert!(why.contains("no/such/fixture.safetensors is missing") && why.contains("MIXNAS_SHARED"), "{why}");
+        assert_eq!(existing(workspace_root().join("Cargo.toml")), Ok(workspace_root().join("Cargo.toml")));
     }
 
     #[test]

@@ -79,7 +79,7 @@ mod tests {
     use testkit::shared;
 
     /// One batch of 30 CIFAR-10 training images, 3 per class (native 32 px, no augmentation), and
-    /// timm's MixNet-S weights from the shared fixtures; `None` (the helpers print SKIPPED) where
+    /// timm's MixNet-S weights from the shared fixtures; `None` where (see `testkit::require`)
     /// they are absent. One fixed batch keeps the falling loss free of batch-to-batch noise.
     fn cifar_and_timm_weights() -> Option<(Loader, PathBuf)> {
         let weights = shared::shared_path("fixtures/timm/mixnet_s.weights.safetensors")?;

@@ -15,7 +15,7 @@ use space::Arch;
 use super::checkpoint::{load_tensors, save_tensors, write_atomic};
 use super::optim::OptimizerState;
 use super::prepared::{DataRecord, PreparedData};
-use super::trainer::{progress_bar, EpochMetrics, TrainConfig, Trainer};
+use super::trainer::{epoch_lines, progress_bar, EpochMetrics, TrainConfig, Trainer};
 use crate::model::MixNet;
 
 pub const CHECKPOINT_FORMAT: &str = "mixnas.checkpoint/1";
@@ -206,7 +206,12 @@ pub fn train_to_dir(
     let bar = progress_bar(quiet);
     while trainer.epoch < cfg.epochs {
         match trainer.run_epoch(&bar)? {
-            Ok(m) => metrics.epochs.push(m),
+            Ok(m) => {
+                if epoch_lines(quiet) {
+                    eprintln!("{}", m.line(cfg.epochs));
+                }
+                metrics.epochs.push(m);
+            }
             Err(d) => {
                 bar.abandon();
                 return Err(Error::msg(format!(

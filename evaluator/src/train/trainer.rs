@@ -2,6 +2,7 @@
 //! validation loaders, and runs epochs. Every random draw (data order, augmentation, dropout)
 //! is derived from `(seed, epoch)`, so an epoch replays exactly after a resume.
 
+use std::io::IsTerminal;
 use std::time::Instant;
 
 use candle_core::{Device, Result, Tensor};
@@ -96,6 +97,17 @@ pub struct EpochMetrics {
     pub lr: f64,
     pub images_per_s: f64,
     pub seconds: f64,
+}
+
+impl EpochMetrics {
+    /// The epoch in one line for a log, out of `epochs`.
+    pub fn line(&self, epochs: usize) -> String {
+        let val = self.val_accuracy.map_or("-".into(), |v| format!("{v:.4}"));
+        format!(
+            "epoch {}/{epochs}  loss {:.4}  train acc {:.4}  val acc {val}  {:.0} img/s  {:.1}s",
+            self.epoch, self.train_loss, self.train_accuracy, self.images_per_s, self.seconds
+        )
+    }
 }
 
 /// A model being trained, with everything needed to continue it.
@@ -236,9 +248,15 @@ pub fn accuracy(net: &MixNet, loader: &Loader) -> Result<f64> {
     Ok(correct as f64 / seen.max(1) as f64)
 }
 
+/// Whether training reports progress as one stderr line per epoch: where no terminal shows the
+/// bar (a batch job, a pipe), unless `quiet`.
+pub fn epoch_lines(quiet: bool) -> bool {
+    !quiet && !std::io::stderr().is_terminal()
+}
+
 /// A progress bar for epochs of training (hidden when stderr is not a terminal or `quiet`).
 pub fn progress_bar(quiet: bool) -> ProgressBar {
-    if quiet {
+    if quiet || epoch_lines(quiet) {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(0);

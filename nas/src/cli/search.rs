@@ -70,7 +70,7 @@ pub struct SearchArgs {
     /// Defaults file [default: configs/search.json if present].
     #[arg(long, help_heading = "Output options")]
     pub config: Option<PathBuf>,
-    /// No progress line.
+    /// No progress: neither the bar (on a terminal) nor the line per finished trial (otherwise).
     #[arg(long, help_heading = "Output options")]
     pub quiet: bool,
 }

@@ -8,7 +8,7 @@ use evaluator::train::optim::{AdamWConfig, OptimizerConfig, RmsPropTfConfig, Sgd
 use evaluator::train::prepared::{DataSpec, PreparedData};
 use evaluator::train::run_dir::{train_to_dir, Checkpoint, Metrics};
 use evaluator::train::schedule::LrSchedule;
-use evaluator::train::trainer::{accuracy, TrainConfig};
+use evaluator::train::trainer::{accuracy, epoch_lines, TrainConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum OptimizerName {
@@ -97,7 +97,7 @@ pub struct TrainArgs {
     /// Continue the killed or finished run in DIR with its own configuration.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["arch", "out"])]
     pub resume: Option<PathBuf>,
-    /// No progress bar.
+    /// No progress: neither the bar (on a terminal) nor the line per epoch (otherwise).
     #[arg(long)]
     pub quiet: bool,
 }
@@ -194,17 +194,15 @@ pub fn exec_train(a: TrainArgs) -> Result<i32, String> {
         dir.display()
     );
     let m = train_to_dir(&arch, &data, &cfg, &dir, resume, a.quiet).map_err(|e| e.to_string())?;
-    print_summary(&m);
+    print_summary(&m, cfg.epochs, !epoch_lines(a.quiet));
     Ok(0)
 }
 
-fn print_summary(m: &Metrics) {
-    for e in &m.epochs {
-        let val = e.val_accuracy.map_or("-".into(), |v| format!("{v:.4}"));
-        eprintln!(
-            "epoch {:>3}  loss {:.4}  train acc {:.4}  val acc {val}  {:.0} img/s  {:.1}s",
-            e.epoch, e.train_loss, e.train_accuracy, e.images_per_s, e.seconds
-        );
+/// The test accuracy on stdout; with `epoch_table`, the epochs on stderr first (where they
+/// were not printed as they finished).
+fn print_summary(m: &Metrics, epochs: usize, epoch_table: bool) {
+    for e in m.epochs.iter().filter(|_| epoch_table) {
+        eprintln!("{}", e.line(epochs));
     }
     if let Some(t) = m.test_accuracy {
         println!(
