@@ -13,11 +13,13 @@
 //! The async part (tokio, async-nats) stays inside this module; callers are synchronous.
 
 mod broker;
+mod connection;
 mod coordinator;
 mod messages;
 mod worker;
 
-pub use broker::{connect, BrokerSettings};
+pub use broker::BrokerSettings;
+pub use connection::{mask_url, Connection};
 pub use coordinator::NatsExecutor;
 pub use messages::{EvalSetup, ResultMessage, TrialMessage, WorkerStatus, MIXNAS_VERSION};
 pub use worker::{run_worker, WorkerOptions};

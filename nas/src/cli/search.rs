@@ -61,6 +61,8 @@ pub struct SearchArgs {
     /// With --broker: deliveries before a trial is recorded as failed.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(i64).range(1..), requires = "broker", help_heading = "Distributed options")]
     pub max_deliver: i64,
+    #[command(flatten)]
+    pub auth: super::broker::AuthArgs,
     /// Run folder (default: results/run-<time>).
     #[arg(long, help_heading = "Output options")]
     pub out: Option<PathBuf>,
@@ -166,10 +168,11 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     let config = apply_flags(base_config(&args)?, &args)?;
     let space = load_space(&config)?;
     let latency = super::latency::service()?;
-    let (pool, run_id): (Box<dyn search::evaluate::Executor>, _) = match &args.broker {
-        Some(url) => {
+    let connection = args.broker.as_deref().map(|url| args.auth.connection(url)).transpose()?;
+    let (pool, run_id): (Box<dyn search::evaluate::Executor>, _) = match &connection {
+        Some(connection) => {
             let queue = super::broker::Queue { ack_wait: args.ack_wait, max_deliver: args.max_deliver };
-            super::broker::executor(url, queue, args.resume.as_deref(), &config, &latency)?
+            super::broker::executor(connection.clone(), queue, args.resume.as_deref(), &config, &latency)?
         }
         None => (Box::new(LocalPool::new(evaluator(&config, &latency)?, config.workers)), String::new()),
     };
@@ -189,8 +192,8 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
             })?
         }
     };
-    if let Some(url) = &args.broker {
-        super::broker::record_run_id(runner.dir(), url, &run_id)?;
+    if let Some(connection) = &connection {
+        super::broker::record_run_id(runner.dir(), connection, &run_id)?;
     }
     runner = runner.with_progress(!args.quiet);
     let s = runner.run()?;

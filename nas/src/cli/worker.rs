@@ -8,8 +8,8 @@ use search::distributed::{run_worker, WorkerOptions};
 
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
-    /// The NATS server with JetStream: nats://HOST:4222.
-    #[arg(long, value_name = "URL")]
+    /// The NATS server with JetStream: nats://HOST:4222, tls://HOST:4222, nats://USER:PASS@HOST.
+    #[arg(long, value_name = "URL", env = "NATS_URL")]
     pub broker: String,
     /// CPU threads in total, shared by the concurrent trials [default: all cores].
     #[arg(long, value_name = "T")]
@@ -27,6 +27,8 @@ pub struct WorkerArgs {
     /// Name in logs and in the coordinator's status [default: HOST-PID].
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub auth: super::broker::AuthArgs,
 }
 
 fn default_name() -> String {
@@ -45,7 +47,7 @@ pub fn exec(args: WorkerArgs) -> Result<i32, String> {
     // Each concurrent trial trains with its share of the threads.
     evaluator::set_threads((threads / args.concurrency).max(1));
     run_worker(WorkerOptions {
-        broker: args.broker,
+        broker: args.auth.connection(&args.broker)?,
         threads,
         concurrency: args.concurrency,
         data: args.data,

@@ -1,9 +1,11 @@
 //! The broker's layout (streams, subjects, consumers) and the few operations both sides need:
-//! connecting with one clear error, declaring the streams, and publishing with a message id.
+//! declaring the streams, and publishing with a message id.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
+
+use super::connection::Connection;
 
 /// Work queue of trials; subjects `mixnas.trials.<run id>`.
 pub const TRIALS_STREAM: &str = "MIXNAS_TRIALS";
@@ -33,19 +35,11 @@ fn max_deliveries_subject() -> String {
 /// How the coordinator configures redelivery of trials.
 #[derive(Clone, Debug)]
 pub struct BrokerSettings {
-    pub url: String,
+    pub connection: Connection,
     /// A trial not acked (nor progress-acked) for this long goes to another worker.
     pub ack_wait: Duration,
     /// Deliveries before a trial is given up as failed.
     pub max_deliver: i64,
-}
-
-/// Connects to `url`, failing fast with one line when nothing answers there.
-pub async fn connect(url: &str, who: &str) -> Result<async_nats::Client, String> {
-    let options = async_nats::ConnectOptions::new().name(who).connection_timeout(Duration::from_secs(5));
-    options.connect(url).await.map_err(|e| {
-        format!("cannot reach the NATS broker at {url}: {e} (hint: start `nats-server -js`, or check --broker)")
-    })
 }
 
 /// The JetStream context; the first stream declaration tells whether the server has JetStream.

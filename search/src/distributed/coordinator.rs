@@ -27,6 +27,7 @@ type Seen = Arc<Mutex<HashMap<String, (Instant, WorkerStatus)>>>;
 pub struct NatsExecutor {
     runtime: tokio::runtime::Runtime,
     js: jetstream::Context,
+    /// The broker URL with credentials masked, for hints.
     url: String,
     run_id: String,
     setup: EvalSetup,
@@ -67,7 +68,7 @@ impl NatsExecutor {
         Ok(NatsExecutor {
             runtime,
             js,
-            url: settings.url.clone(),
+            url: settings.connection.shown(),
             run_id: run_id.into(),
             setup,
             fingerprint,
@@ -207,7 +208,7 @@ async fn open(
     (jetstream::Context, jetstream::stream::Stream, consumer::Consumer<pull::Config>, consumer::Consumer<pull::Config>),
     String,
 > {
-    let client = broker::connect(&settings.url, &format!("nas search {run_id}")).await?;
+    let client = settings.connection.connect(&format!("nas search {run_id}")).await?;
     let js = broker::jetstream(client.clone());
     broker::declare_streams(&js).await?;
     broker::declare_workers_consumer(&js, settings).await?;

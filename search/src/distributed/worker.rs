@@ -18,11 +18,12 @@ use evaluator::latency::LatencyService;
 use futures_util::StreamExt;
 
 use super::broker::{self, HEARTBEAT, HEARTBEAT_SUBJECT, TRIALS_STREAM, WORKERS_CONSUMER};
+use super::connection::Connection;
 use super::messages::{ResultMessage, TrialMessage, WorkerStatus, MIXNAS_VERSION};
 use crate::evaluate::{evaluate_guarded, TrialEvaluator};
 
 pub struct WorkerOptions {
-    pub broker: String,
+    pub broker: Connection,
     /// CPU threads in total, shared by the concurrent trials.
     pub threads: usize,
     /// Trials evaluated at once.
@@ -68,13 +69,16 @@ pub fn run_worker(opts: WorkerOptions) -> Result<(), String> {
 }
 
 async fn work(opts: WorkerOptions) -> Result<(), String> {
-    let client = broker::connect(&opts.broker, &opts.name).await?;
+    let client = opts.broker.connect(&opts.name).await?;
     let js = broker::jetstream(client.clone());
     broker::declare_streams(&js).await?;
     let consumer = wait_for_queue(&js).await?;
     eprintln!(
         "nas worker {}: pulling trials from {} ({} at a time, {} threads in total; mixnas {MIXNAS_VERSION})",
-        opts.name, opts.broker, opts.concurrency, opts.threads
+        opts.name,
+        opts.broker.shown(),
+        opts.concurrency,
+        opts.threads
     );
     let worker = Arc::new(Worker {
         js,
