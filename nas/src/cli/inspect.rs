@@ -76,8 +76,17 @@ fn trial_row(r: &TrialRecord) -> TrialRow {
     }
 }
 
+/// Failed trials with the reason each failed (a crash, max_deliver reached, ...).
+fn failures(run: &RunFolder) -> Vec<(u64, &str)> {
+    let failed = run.records.iter().filter(|r| r.status == search::results::Status::Failed);
+    failed.map(|r| (r.id, r.error.as_deref().unwrap_or("no reason recorded"))).collect()
+}
+
 fn run_json(run: &RunFolder, top: usize) -> serde_json::Value {
+    let failed: Vec<_> =
+        failures(run).into_iter().map(|(trial, error)| serde_json::json!({"trial": trial, "error": error})).collect();
     serde_json::json!({
+        "failed": failed,
         "run": run.dir.display().to_string(),
         "setup": run.setup_line(),
         "budget": run.budget(),
@@ -126,6 +135,13 @@ fn run_table(run: &RunFolder, top: usize) -> String {
     let front = run.pareto();
     out += &format!("\nPareto front (accuracy vs latency), {} trials:\n", front.len());
     out += &rows(front);
+    let failed = failures(run);
+    if !failed.is_empty() {
+        out += &format!("\nfailed trials, {}:\n", failed.len());
+        for (trial, error) in failed {
+            out += &format!("{trial:>6}  {error}\n");
+        }
+    }
     out.trim_end().to_string()
 }
 

@@ -63,6 +63,10 @@ fn a_trial_that_always_crashes_its_worker_fails_after_max_deliver() {
     assert_eq!((failed["status"].as_str(), failed["reward"].as_f64()), (Some("failed"), Some(0.0)));
     assert!(failed["error"].as_str().unwrap().contains("max_deliver"), "{failed}");
     assert!(j.values().filter(|t| t["id"] != 3).all(|t| t["status"] != "failed"));
+    let inspect = std::process::Command::new(NAS).arg("inspect").arg(&dir).output().unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    let line = text.lines().skip_while(|l| !l.starts_with("failed trials, 1:")).nth(1).unwrap_or_default();
+    assert!(line.trim_start().starts_with("3  ") && line.contains("max_deliver"), "nas inspect:\n{text}");
 }
 
 #[test]

@@ -204,3 +204,66 @@ fn a_token_from_a_file_or_the_environment_authenticates() {
     let no_token = search_args(&tmp.path().join("other"), 4, &["--broker", &url]);
     refused(&no_token, &[], "NATS broker");
 }
+
+/// Instants from a fixed-seed generator: the test is random in where it strikes, repeatably.
+struct Instants(u64);
+
+impl Instants {
+    fn next_ms(&mut self, from: u64, to: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        from + (self.0 >> 33) % (to - from)
+    }
+}
+
+#[test]
+fn chaos_workers_and_coordinator_killed_lose_and_double_nothing() {
+    const TRIALS: usize = 150;
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(certs) = Certificates::make(tmp.path()) else { return };
+    let Some(server) = secure_server(&certs) else { return };
+    let env = [
+        ("NATS_URL", format!("tls://{}", server.addr)),
+        ("NATS_USER", "worker".to_string()),
+        ("NATS_PASSWORD", WORKER_PASSWORD.to_string()),
+        ("NATS_CA", certs.path("ca.pem")),
+        ("NATS_CERT", certs.path("client.pem")),
+        ("NATS_KEY", certs.path("client.key")),
+        ("MIXNAS_TEST_WORKER_DELAY_MS", "60".to_string()),
+    ];
+    let start_worker = || Nas::spawn(&["worker", "--threads", "1"], &env);
+    let mut workers: Vec<Nas> = (0..3).map(|_| start_worker()).collect();
+    let dir = tmp.path().join("run");
+    let broker = format!("tls://coordinator:{COORDINATOR_PASSWORD}@{}", server.addr);
+    let mut flags = strings(&["--broker", &broker, "--ack-wait", "1s", "--max-deliver", "20"]);
+    flags.extend(certs.flags());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let dir_arg = dir.display().to_string();
+    let resume: Vec<&str> = [&["--resume", dir_arg.as_str()][..], &flags[..]].concat();
+    let mut coordinator = run_search(&search_args(&dir, TRIALS, &flags));
+    let journalled = || std::fs::read_to_string(dir.join("trials.jsonl")).map_or(0, |t| t.lines().count());
+    let (mut instants, mut worker_kills, mut coordinator_killed) = (Instants(2024), 0, false);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while coordinator.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the run hangs:\n{}", coordinator.log());
+        std::thread::sleep(Duration::from_millis(instants.next_ms(100, 500)));
+        if worker_kills < 10 {
+            let victim = instants.next_ms(0, 3) as usize;
+            workers[victim].kill();
+            workers[victim] = start_worker();
+            worker_kills += 1;
+        }
+        if !coordinator_killed && journalled() >= TRIALS / 3 {
+            coordinator.kill();
+            coordinator_killed = true;
+            coordinator = run_search(&search_args(&dir, TRIALS, &resume));
+        }
+    }
+    assert_eq!(coordinator.wait(Duration::from_secs(1)), 0, "{}", coordinator.log());
+    assert!(worker_kills == 10 && coordinator_killed, "{worker_kills} worker kills");
+    let distributed = journal(&dir);
+    assert_eq!(distributed.keys().copied().collect::<Vec<_>>(), (0..TRIALS as u64).collect::<Vec<_>>());
+    assert_eq!(distributed, local_run(tmp.path(), TRIALS));
+    for (path, text) in texts_under(&dir) {
+        assert_no_secret(&path.display().to_string(), &text);
+    }
+}
