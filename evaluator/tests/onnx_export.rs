@@ -85,7 +85,11 @@ fn sampled_architectures_run_in_onnx_runtime_with_our_logits() {
     }
     let expanded = variant.blocks.iter_mut().find(|b| b.has_expansion() && b.in_ch % 3 != 0).expect("such a block");
     expanded.expand_groups = 3;
-    for (name, arch, res) in [("sampled-proxy", proxy, 32), ("sampled-tf-same", variant, 72)] {
+    // NAS-Bench-Macro's plain stride-2 1x1 conv layers, with and without blocks around them.
+    let mut macro_net = space::family::nas_bench_macro("01201021").unwrap();
+    macro_net.bn.momentum = 1.0;
+    let cases = [("sampled-proxy", proxy, 32), ("sampled-tf-same", variant, 72), ("nas-bench-macro", macro_net, 32)];
+    for (name, arch, res) in cases {
         let net = MixNet::new(&arch, 3, &Device::Cpu).unwrap();
         calibrate_batch_norms(&net, res, &mut rng);
         let input = Tensor::randn(0f32, 1., (2, 3, res, res), &Device::Cpu).unwrap();

@@ -125,6 +125,27 @@ pub fn read_lines<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, String> {
     Ok(out)
 }
 
+/// Writes the settings `value` to `path`, or checks that the ones there are the same: a folder
+/// keeps one configuration, so a resumed run never mixes results made differently. The error
+/// names the first setting that differs.
+pub fn write_or_check<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let Ok(text) = fs::read_to_string(path) else {
+        return write_json(path, value);
+    };
+    let old: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not a settings file: {e}", path.display()))?;
+    let new = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    let (old, new) = (old.as_object().cloned().unwrap_or_default(), new.as_object().cloned().unwrap_or_default());
+    match new.iter().find(|(k, v)| old.get(*k) != Some(v)) {
+        None => Ok(()),
+        Some((field, value)) => Err(format!(
+            "{}: {field}: this folder was run with {}, not {value}; resume with the same settings or use another --out",
+            path.display(),
+            old.get(field).map_or("nothing".to_string(), |v| v.to_string())
+        )),
+    }
+}
+
 /// Writes a file so that readers see the old or the new content, never a mix (temp file,
 /// fsync, rename, fsync of the folder); the error is one line naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {

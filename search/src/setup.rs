@@ -8,20 +8,25 @@ use std::sync::Arc;
 use evaluator::latency::LatencyService;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{SurrogateEvaluator, TrialEvaluator};
+use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TrialEvaluator};
+use crate::fidelity::truth::DEFAULT_FIELD;
 use crate::proxy::{ProxyEvaluator, ProxySettings};
 
-/// The evaluator of a run, serialised as its name (read through [`FromStr`], so an unknown
-/// name gets the hint).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", try_from = "String")]
+/// The evaluator of a run, serialised as its spec (`proxy`, `surrogate`, `table:FILE:FIELD`;
+/// read through [`FromStr`], so an unknown name gets the hint).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub enum EvaluatorKind {
     /// Proxy training on real data plus the latency at the target setting.
     #[default]
     Proxy,
     /// A closed-form stand-in, for testing.
     Surrogate,
+    /// Accuracy looked up in a ground-truth file (NAS-Bench-Macro's format), latency as usual.
+    Table { file: String, field: String },
 }
+
+const HINT: &str = "hint: proxy, surrogate or table:FILE[:FIELD]";
 
 /// A built evaluator and what it was built on.
 #[derive(Clone)]
@@ -34,17 +39,18 @@ pub struct BuiltEvaluator {
 }
 
 impl EvaluatorKind {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             EvaluatorKind::Proxy => "proxy",
             EvaluatorKind::Surrogate => "surrogate",
+            EvaluatorKind::Table { .. } => "table",
         }
     }
 
     /// Builds the evaluator on `data` (loaded once here) with `proxy`'s settings; `seed` cuts
     /// the validation hold-out. Errors are one line naming the input.
     pub fn build(
-        self,
+        &self,
         data: &str,
         proxy: &ProxySettings,
         seed: u64,
@@ -56,6 +62,14 @@ impl EvaluatorKind {
                 data_fingerprint: "none".into(),
                 description: None,
             }),
+            EvaluatorKind::Table { file, field } => {
+                let table = TableEvaluator::new(file, field, proxy.latency.clone(), latency.clone())?;
+                Ok(BuiltEvaluator {
+                    evaluator: Arc::new(table),
+                    data_fingerprint: "none".into(),
+                    description: Some(format!("accuracy: field {field:?} of {file}")),
+                })
+            }
             EvaluatorKind::Proxy => {
                 let proxy = ProxyEvaluator::new(data, proxy, seed, latency.clone())?;
                 Ok(BuiltEvaluator {
@@ -70,7 +84,10 @@ impl EvaluatorKind {
 
 impl fmt::Display for EvaluatorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            EvaluatorKind::Table { file, field } => write!(f, "table:{file}:{field}"),
+            other => f.write_str(other.name()),
+        }
     }
 }
 
@@ -81,8 +98,26 @@ impl FromStr for EvaluatorKind {
         match s {
             "proxy" => Ok(EvaluatorKind::Proxy),
             "surrogate" => Ok(EvaluatorKind::Surrogate),
-            other => Err(format!("unknown evaluator `{other}` (hint: proxy or surrogate)")),
+            table if table.starts_with("table:") => {
+                let spec = &table["table:".len()..];
+                // FILE may hold colons itself; a FIELD is a plain name after the last one.
+                let (file, field) = match spec.rsplit_once(':') {
+                    Some((file, field)) if !field.contains(['/', '.']) && !file.is_empty() => (file, field),
+                    _ => (spec, DEFAULT_FIELD),
+                };
+                match file.is_empty() || field.is_empty() {
+                    true => Err(format!("evaluator `{table}`: give the truth file, as table:FILE[:FIELD]")),
+                    false => Ok(EvaluatorKind::Table { file: file.to_string(), field: field.to_string() }),
+                }
+            }
+            other => Err(format!("unknown evaluator `{other}` ({HINT})")),
         }
+    }
+}
+
+impl From<EvaluatorKind> for String {
+    fn from(kind: EvaluatorKind) -> String {
+        kind.to_string()
     }
 }
 
@@ -100,13 +135,25 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_an_unknown_one_is_one_line_with_the_hint() {
-        for kind in [EvaluatorKind::Proxy, EvaluatorKind::Surrogate] {
+        let table = EvaluatorKind::Table { file: "/d/t.json".into(), field: "std".into() };
+        for kind in [EvaluatorKind::Proxy, EvaluatorKind::Surrogate, table] {
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
-            assert_eq!(kind.name().parse::<EvaluatorKind>(), Ok(kind));
+            assert_eq!(kind.to_string().parse::<EvaluatorKind>(), Ok(kind.clone()));
+            assert_eq!(serde_json::from_str::<EvaluatorKind>(&format!("\"{kind}\"")).unwrap(), kind);
         }
         let err = "magic".parse::<EvaluatorKind>().unwrap_err();
-        assert_eq!(err, "unknown evaluator `magic` (hint: proxy or surrogate)");
+        assert_eq!(err, "unknown evaluator `magic` (hint: proxy, surrogate or table:FILE[:FIELD])");
         let err = serde_json::from_str::<EvaluatorKind>("\"magic\"").unwrap_err().to_string();
-        assert!(err.contains("unknown evaluator `magic` (hint: proxy or surrogate)"), "{err}");
+        assert!(err.contains("unknown evaluator `magic` (hint: proxy, surrogate"), "{err}");
+    }
+
+    #[test]
+    fn a_table_spec_takes_a_default_field_and_paths_with_dots() {
+        let parse = |s: &str| s.parse::<EvaluatorKind>();
+        let table = |file: &str, field: &str| Ok(EvaluatorKind::Table { file: file.into(), field: field.into() });
+        assert_eq!(parse("table:../shared/x/cifar10-dev.json"), table("../shared/x/cifar10-dev.json", "mean_acc"));
+        assert_eq!(parse("table:dev.json:std"), table("dev.json", "std"));
+        assert_eq!(parse("table:C:/data/dev.json"), table("C:/data/dev.json", "mean_acc"));
+        assert!(parse("table:").unwrap_err().contains("give the truth file"));
     }
 }

@@ -26,6 +26,11 @@ pub struct Arch {
     pub dropout: f64,
     pub padding: Padding,
     pub bn: BatchNorm,
+    /// The input side the network is designed for (NAS-Bench-Macro's 32 px), or `null` for an
+    /// ImageNet-style network: a network with its own resolution is never stride-adapted for
+    /// small inputs, and its costs are counted at it by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
 }
@@ -52,6 +57,10 @@ pub struct Head {
 /// One MBConv layer with a MixConv depthwise stage (reference section 2.1):
 /// [grouped 1x1 expand, BN, act] -> MixConv, BN, act -> [SE] -> grouped 1x1 project, BN
 /// -> residual add when `skip` and stride 1 and in == out.
+///
+/// A block with no `kernels` has no depthwise stage: it is one 1x1 conv at the block's stride
+/// and a BN, with no activation ([`Block::is_plain_conv`]; NAS-Bench-Macro's downsampling
+/// "identity"). It has no expansion, SE or groups, and `act` is unused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Block {
@@ -149,6 +158,29 @@ impl Block {
         self.expand != 1
     }
 
+    /// Whether the block is a single strided 1x1 conv + BN (no `kernels`, see [`Block`]).
+    pub fn is_plain_conv(&self) -> bool {
+        self.kernels.is_empty()
+    }
+
+    /// A plain 1x1 conv + BN block from `in_ch` to `out` at `stride`.
+    pub fn plain_conv(in_ch: usize, out: usize, stride: usize) -> Block {
+        Block {
+            in_ch,
+            out,
+            stride,
+            expand: 1,
+            kernels: Vec::new(),
+            partition: Partition::default(),
+            dilated: false,
+            expand_groups: 1,
+            project_groups: 1,
+            se: None,
+            act: Activation::Relu,
+            skip: true,
+        }
+    }
+
     pub fn has_residual(&self) -> bool {
         self.skip && self.stride == 1 && self.in_ch == self.out
     }
@@ -183,6 +215,12 @@ impl Arch {
     /// Channels entering the head.
     pub fn last_channels(&self) -> usize {
         self.blocks.last().map_or(self.stem.out, |b| b.out)
+    }
+
+    /// The resolution costs and latencies are counted at when none is asked for: the network's
+    /// own, else ImageNet's 224.
+    pub fn default_resolution(&self) -> usize {
+        self.resolution.unwrap_or(224)
     }
 
     /// Canonical JSON, pretty-printed, as written to files.

@@ -59,6 +59,9 @@ pub fn block_cost(b: &Block, res: usize) -> Cost {
     let (mid, res_out) = (b.mid() as u64, conv_out(res, b.stride));
     let (pix_in, pix_out) = ((res * res) as u64, (res_out * res_out) as u64);
     let mut cost = Cost::default();
+    if b.is_plain_conv() {
+        return conv_bn((b.in_ch * b.out) as u64, b.out as u64, pix_out);
+    }
     if b.has_expansion() {
         cost += conv_bn(pointwise_weights(b.in_ch, b.mid(), b.expand_groups), mid, pix_in);
     }

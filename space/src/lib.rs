@@ -6,6 +6,7 @@
 
 pub mod arch;
 pub mod cost;
+pub mod family;
 pub mod load;
 pub mod presets;
 pub mod scale;
@@ -15,6 +16,7 @@ pub mod validate;
 
 pub use arch::{Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Provenance, Stem, ARCH_FORMAT};
 pub use cost::{cost, Cost, CostReport};
+pub use family::CodeRule;
 pub use load::{load_arch, parse_arch, ArchError};
 pub use scale::Partition;
 pub use searchspace::{Decision, SearchSpace};

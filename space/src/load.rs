@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::arch::{Arch, ARCH_FORMAT};
-use crate::{presets, validate};
+use crate::{family, presets, validate};
 
 /// Why an architecture could not be read. Displays as one line:
 /// `FILE: blocks[3].kernels: kernel size 4 is not allowed; use odd sizes from 3 to 31`.
@@ -30,8 +30,12 @@ impl fmt::Display for ArchError {
 impl std::error::Error for ArchError {}
 
 /// Loads `spec`: a preset name (`mixnet-s`), a timm model name (`tf_mixnet_s`: the preset with
-/// timm's padding and BN eps for it) or a path to an architecture JSON file.
+/// timm's padding and BN eps for it), a family member (`nas-bench-macro:02012100`) or a path
+/// to an architecture JSON file.
 pub fn load_arch(spec: &str) -> Result<Arch, ArchError> {
+    if let Some(member) = family::by_spec(spec) {
+        return member.map_err(|message| ArchError { source: spec.to_string(), field: String::new(), message });
+    }
     // timm's model names (mixnet_s, tf_mixnet_m, ...) too, so that timm weights given to
     // `nas train --init` get their own padding and BN eps.
     if let Some(arch) = presets::by_name(spec).or_else(|| presets::timm_model(spec)) {
@@ -40,7 +44,11 @@ pub fn load_arch(spec: &str) -> Result<Arch, ArchError> {
     let path = Path::new(spec);
     let text = std::fs::read(path).map_err(|e| {
         let hint = match path.extension().is_none() && !spec.contains('/') {
-            true => format!(" (and it is not a preset: {})", presets::PRESETS.join(", ")),
+            true => format!(
+                " (and it is not a preset: {}, or {}:CODE)",
+                presets::PRESETS.join(", "),
+                family::NAS_BENCH_MACRO
+            ),
             false => String::new(),
         };
         ArchError { source: spec.to_string(), field: String::new(), message: format!("{e}{hint}") }

@@ -51,6 +51,7 @@ impl Base {
             dropout: self.dropout,
             padding: self.padding,
             bn: self.bn,
+            resolution: None,
             provenance: None,
         }
     }

@@ -57,6 +57,9 @@ pub fn validate(arch: &Arch) -> Result<(), Failure> {
         validate_block(b, &at)?;
         prev = (at("out"), b.out);
     }
+    if arch.resolution == Some(0) {
+        return fail("resolution", "must be at least 1 (pixels), or null");
+    }
     if arch.head.width == 0 {
         return fail("head.width", "must be at least 1");
     }
@@ -83,8 +86,11 @@ fn validate_block(b: &Block, at: &dyn Fn(&str) -> String) -> Result<(), Failure>
     if b.expand == 0 || b.expand > 16 {
         return fail(at("expand"), format!("{} is not allowed; use 1 to 16", b.expand));
     }
+    if b.is_plain_conv() {
+        return validate_plain_conv(b, at);
+    }
     let groups = b.kernels.len();
-    if groups == 0 || groups > MAX_KERNEL_GROUPS {
+    if groups > MAX_KERNEL_GROUPS {
         return fail(at("kernels"), format!("{groups} kernel groups; use 1 to {MAX_KERNEL_GROUPS}"));
     }
     for &k in &b.kernels {
@@ -103,6 +109,24 @@ fn validate_block(b: &Block, at: &dyn Fn(&str) -> String) -> Result<(), Failure>
         if !(r > 0.0 && r <= 1.0) {
             return fail(at("se"), format!("{r} is out of range; use 0 < se <= 1, or null for none"));
         }
+    }
+    Ok(())
+}
+
+/// A block without kernels is one 1x1 conv + BN: nothing else of an MBConv may be asked for.
+fn validate_plain_conv(b: &Block, at: &dyn Fn(&str) -> String) -> Result<(), Failure> {
+    let why = "must be 1 in a block with no kernels (a plain 1x1 conv + BN)";
+    if b.expand != 1 {
+        return fail(at("expand"), format!("{} {why}", b.expand));
+    }
+    if b.expand_groups != 1 {
+        return fail(at("expand_groups"), format!("{} {why}", b.expand_groups));
+    }
+    if b.project_groups != 1 {
+        return fail(at("project_groups"), format!("{} {why}", b.project_groups));
+    }
+    if b.se.is_some() {
+        return fail(at("se"), "must be null in a block with no kernels (a plain 1x1 conv + BN)");
     }
     Ok(())
 }

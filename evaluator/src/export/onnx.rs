@@ -164,6 +164,15 @@ impl Graph {
     /// [expand 1x1, BN, act] -> MixConv, BN, act -> [SE] -> project 1x1, BN -> [residual].
     fn block(&mut self, x: &str, i: usize, b: &Block, arch: &Arch, h: usize) -> Result<(String, usize)> {
         let p = format!("blocks.{i}");
+        if b.is_plain_conv() {
+            let (geo, h) = ConvGeometry::padded(arch, 1, 1, b.stride, 1, h)?;
+            let w = self.folded(&format!("{p}.conv.weight"), &self.bn_affine(&format!("{p}.bn"))?, 0)?;
+            let y = self.conv(x, w, geo, &format!("{p}.conv"))?;
+            return Ok(match b.has_residual() {
+                true => (self.node("Add", &[&y, x], vec![], &format!("{p}.residual")), h),
+                false => (y, h),
+            });
+        }
         let act = Act::from(b.act);
         let mut y = x.to_string();
         if b.has_expansion() {

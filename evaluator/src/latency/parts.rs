@@ -89,6 +89,7 @@ fn probe_arch(template: &Arch, padding: Padding, stem: Stem, blocks: Vec<Block>,
         classes,
         dropout: 0.0,
         padding,
+        resolution: None,
         provenance: None,
         ..template.clone()
     }

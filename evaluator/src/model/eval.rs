@@ -13,8 +13,9 @@ use std::sync::Mutex;
 use candle_core::{bail, DType, Device, Result, Tensor};
 use rayon::prelude::*;
 
+use super::layers::Conv;
 use super::layers::{BatchNorm, Pointwise, SqueezeExcite};
-use super::{MixBlock, MixNet};
+use super::{Layer as NetLayer, MixBlock, MixNet};
 use kernels::fused::{self, Dense};
 use kernels::{Act, MixConvPlan, MixConvSpec, Padding};
 
@@ -115,13 +116,53 @@ fn fold_depthwise(b: &MixBlock, scale: &[f64]) -> Result<Vec<f32>> {
     Ok(w)
 }
 
-/// The stem: a dense conv run as im2col + gemm, BN folded in.
-struct Stem {
+/// A dense conv (the stem, a plain 1x1 conv layer) run as im2col + gemm, BN folded in.
+struct DenseConv {
     conv: Conv1x1,
     cin: usize,
     kernel: usize,
     stride: usize,
     padding: Padding,
+}
+
+impl DenseConv {
+    fn new(conv: &Conv, bn: &BatchNorm) -> Result<Self> {
+        let w = values(conv.weight.as_tensor())?;
+        let (cout, cin, k, _) = conv.weight.dims4()?;
+        let (scale, bias) = fold(bn)?;
+        let folded =
+            Conv1x1 { w: scale_rows(&w, cin * k * k, &scale), groups: vec![(cin * k * k, cout)], bias, act: bn.act };
+        Ok(Self { conv: folded, cin, kernel: k, stride: conv.stride, padding: conv.padding })
+    }
+
+    /// `x` `[cin, h, w]` into `out` (sized here); returns the output size.
+    fn run(
+        &self,
+        x: &[f32],
+        (h, w): (usize, usize),
+        cols: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+        par: bool,
+    ) -> (usize, usize) {
+        let (ho, wo) = fused::im2col(x, self.cin, (h, w), self.kernel, self.stride, self.padding, cols);
+        pointwise(&self.conv, cols, ho * wo, None, sized(out, self.conv.cout() * ho * wo), par);
+        (ho, wo)
+    }
+}
+
+/// One layer as frozen: an MBConv block or a plain conv.
+enum Layer {
+    MbConv(Box<Block>),
+    Conv(DenseConv),
+}
+
+impl Layer {
+    fn new(layer: &NetLayer) -> Result<Self> {
+        Ok(match layer {
+            NetLayer::MbConv(b) => Layer::MbConv(Box::new(Block::new(b)?)),
+            NetLayer::Conv(conv, bn) => Layer::Conv(DenseConv::new(conv, bn)?),
+        })
+    }
 }
 
 /// The activations of one image, reused from layer to layer and call to call.
@@ -140,8 +181,8 @@ struct Buffers {
 
 /// A MixNet frozen for eval-mode inference; see the module doc.
 pub struct EvalNet {
-    stem: Stem,
-    blocks: Vec<Block>,
+    stem: DenseConv,
+    blocks: Vec<Layer>,
     head: Conv1x1,
     classifier: Dense,
     pool: Mutex<Vec<Buffers>>,
@@ -150,23 +191,8 @@ pub struct EvalNet {
 impl EvalNet {
     /// Folds `net`'s current weights and running statistics.
     pub fn new(net: &MixNet) -> Result<Self> {
-        let (conv, bn) = &net.stem;
-        let w = values(conv.weight.as_tensor())?;
-        let (cout, cin, k, _) = conv.weight.dims4()?;
-        let (scale, bias) = fold(bn)?;
-        let stem = Stem {
-            conv: Conv1x1 {
-                w: scale_rows(&w, cin * k * k, &scale),
-                groups: vec![(cin * k * k, cout)],
-                bias,
-                act: bn.act,
-            },
-            cin,
-            kernel: k,
-            stride: conv.stride,
-            padding: conv.padding,
-        };
-        let blocks = net.blocks.iter().map(Block::new).collect::<Result<_>>()?;
+        let stem = DenseConv::new(&net.stem.0, &net.stem.1)?;
+        let blocks = net.blocks.iter().map(Layer::new).collect::<Result<_>>()?;
         let head = Conv1x1::new(&net.head.0, &net.head.1)?;
         let classifier = Dense::new(&values(net.classifier_w.as_tensor())?, values(net.classifier_b.as_tensor())?);
         Ok(Self { stem, blocks, head, classifier, pool: Mutex::new(Vec::new()) })
@@ -198,12 +224,17 @@ impl EvalNet {
 
     /// One image `[C, H, W]` to its logits.
     fn image(&self, x: &[f32], (h, w): (usize, usize), b: &mut Buffers, logits: &mut [f32], par: bool) -> Result<()> {
-        let s = &self.stem;
-        let (mut h, mut w) = fused::im2col(x, s.cin, (h, w), s.kernel, s.stride, s.padding, &mut b.cols);
-        let mut len = s.conv.cout() * h * w;
-        pointwise(&s.conv, &b.cols, h * w, None, sized(&mut b.cur, len), par);
-        for blk in &self.blocks {
-            ((h, w), len) = self.block(blk, (h, w), len, b, par)?;
+        let (mut h, mut w) = self.stem.run(x, (h, w), &mut b.cols, &mut b.cur, par);
+        let mut len = self.stem.conv.cout() * h * w;
+        for layer in &self.blocks {
+            ((h, w), len) = match layer {
+                Layer::MbConv(blk) => self.block(blk, (h, w), len, b, par)?,
+                Layer::Conv(conv) => {
+                    let (ho, wo) = conv.run(&b.cur[..len], (h, w), &mut b.cols, &mut b.next, par);
+                    std::mem::swap(&mut b.cur, &mut b.next);
+                    ((ho, wo), conv.conv.cout() * ho * wo)
+                }
+            };
         }
         let head = sized(&mut b.next, self.head.cout() * h * w);
         pointwise(&self.head, &b.cur[..len], h * w, None, head, par);

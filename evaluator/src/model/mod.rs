@@ -23,10 +23,11 @@ pub const PROXY_MAX_RESOLUTION: usize = 64;
 
 /// Proxy adaptation for small images: the stem and the first stride-2 block keep stride 1, so a
 /// 32x32 image ends at 4x4 instead of 1x1 (an ImageNet network downsamples by 32). Parameters
-/// are unchanged, so weights transfer between the adapted and the original network.
+/// are unchanged, so weights transfer between the adapted and the original network. A network
+/// with its own resolution (`Arch::resolution`, a CIFAR network) is left as it is.
 pub fn adapt_for_resolution(arch: &Arch, resolution: usize) -> Arch {
     let mut arch = arch.clone();
-    if resolution <= PROXY_MAX_RESOLUTION {
+    if resolution <= PROXY_MAX_RESOLUTION && arch.resolution.is_none() {
         arch.stem.stride = 1;
         if let Some(b) = arch.blocks.iter_mut().find(|b| b.stride == 2) {
             b.stride = 1;
@@ -43,6 +44,37 @@ struct MixBlock {
     project: Pointwise,
     bn3: BatchNorm,
     residual: bool,
+}
+
+/// One layer: an MBConv block, or a plain strided 1x1 conv + BN (`Block::is_plain_conv`), whose
+/// tensors are `blocks.{i}.conv.weight` and `blocks.{i}.bn.*`.
+enum Layer {
+    MbConv(Box<MixBlock>),
+    Conv(Conv, BatchNorm),
+}
+
+impl Layer {
+    fn new(ps: &mut ParamStore, i: usize, b: &Block, arch: &Arch) -> Result<Self> {
+        if !b.is_plain_conv() {
+            return Ok(Layer::MbConv(Box::new(MixBlock::new(ps, i, b, arch)?)));
+        }
+        let conv = Conv::new(ps, format!("blocks.{i}.conv.weight"), b.in_ch, b.out, 1, b.stride, arch.padding)?;
+        Ok(Layer::Conv(conv, BatchNorm::new(ps, &format!("blocks.{i}.bn"), b.out, arch.bn, Act::None)?))
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Layer::MbConv(b) => b.forward(x, train),
+            Layer::Conv(conv, bn) => bn.forward(&conv.forward(x)?, train),
+        }
+    }
+
+    fn batch_norms(&self) -> Vec<&BatchNorm> {
+        match self {
+            Layer::MbConv(b) => b.expand.iter().map(|e| &e.1).chain([&b.bn2, &b.bn3]).collect(),
+            Layer::Conv(_, bn) => vec![bn],
+        }
+    }
 }
 
 impl MixBlock {
@@ -88,7 +120,7 @@ impl MixBlock {
 pub struct MixNet {
     arch: Arch,
     stem: (Conv, BatchNorm),
-    blocks: Vec<MixBlock>,
+    blocks: Vec<Layer>,
     head: (Pointwise, BatchNorm),
     classifier_w: Var,
     classifier_b: Var,
@@ -107,7 +139,7 @@ impl MixNet {
             Conv::new(&mut ps, "stem.conv.weight".into(), s.in_ch, s.out, s.kernel, s.stride, arch.padding)?;
         let stem = (stem_conv, BatchNorm::new(&mut ps, "stem.bn", s.out, arch.bn, Act::Relu)?);
         let blocks =
-            arch.blocks.iter().enumerate().map(|(i, b)| MixBlock::new(&mut ps, i, b, arch)).collect::<Result<_>>()?;
+            arch.blocks.iter().enumerate().map(|(i, b)| Layer::new(&mut ps, i, b, arch)).collect::<Result<_>>()?;
         let width = arch.head.width;
         let head = (
             Pointwise::new(&mut ps, "head.conv", arch.last_channels(), width, 1)?,
@@ -146,7 +178,7 @@ impl MixNet {
 
     /// Every batch norm of the model, in forward order.
     pub(crate) fn batch_norms(&self) -> impl Iterator<Item = &BatchNorm> {
-        let blocks = self.blocks.iter().flat_map(|b| b.expand.iter().map(|e| &e.1).chain([&b.bn2, &b.bn3]));
+        let blocks = self.blocks.iter().flat_map(Layer::batch_norms);
         std::iter::once(&self.stem.1).chain(blocks).chain([&self.head.1])
     }
 
@@ -291,6 +323,23 @@ mod tests {
                 let d = rel_diff(&eval.forward(&x)?, &want)?;
                 assert!(d < 1e-4, "{name} {res}px batch {batch} run {run}: relative difference {d}");
             }
+        }
+        Ok(())
+    }
+
+    /// NAS-Bench-Macro's networks: plain strided 1x1 conv layers, no stride adaptation at 32 px.
+    #[test]
+    fn nas_bench_macro_networks_count_fold_and_keep_their_strides() -> Result<()> {
+        for code in ["00000000", "12012021", "22212202"] {
+            let arch = space::family::nas_bench_macro(code).unwrap();
+            assert_eq!(adapt_for_resolution(&arch, 32), arch);
+            let net = MixNet::new(&arch, 5, &Device::Cpu)?;
+            assert_eq!(net.param_count() as u64, space::cost(&arch, 32).total.params, "{code}");
+            randomise_batch_norms(&net, 6)?;
+            let x = Tensor::randn(0f32, 1., (2, 3, 32, 32), &Device::Cpu)?;
+            let want = net.forward_eval_unfused(&x)?;
+            let d = rel_diff(&net.eval_net()?.forward(&x)?, &want)?;
+            assert!(d < 1e-4, "{code}: relative difference {d}");
         }
         Ok(())
     }

@@ -104,7 +104,7 @@ pub fn executor(
 ) -> Result<(Box<dyn Executor>, String), String> {
     let run_id = run_id(resume)?;
     let setup = EvalSetup {
-        evaluator: config.evaluator,
+        evaluator: config.evaluator.clone(),
         data: config.data.clone(),
         proxy: config.proxy.clone(),
         seed: config.seed,

@@ -12,11 +12,12 @@ use search::results::TrialRecord;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// An architecture file, a preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1) or a run folder.
+    /// An architecture file, a preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1), nas-bench-macro:CODE or a run folder.
     pub arch: String,
-    /// Input resolution (square) at which costs are counted.
-    #[arg(long, default_value_t = 224, value_name = "PX")]
-    pub resolution: usize,
+    /// Input resolution (square) at which costs are counted [default: the network's own
+    /// (32 for nas-bench-macro), else 224].
+    #[arg(long, value_name = "PX")]
+    pub resolution: Option<usize>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -30,9 +31,10 @@ pub fn exec(args: InspectArgs) -> Result<i32, String> {
         return inspect_run(Path::new(&args.arch), &args);
     }
     let arch = load_arch(&args.arch).map_err(|e| e.to_string())?;
+    let resolution = args.resolution.unwrap_or(arch.default_resolution());
     let text = match args.json {
-        true => serde_json::to_string_pretty(&report(&arch, args.resolution)).expect("a report serialises"),
-        false => table(&arch, args.resolution),
+        true => serde_json::to_string_pretty(&report(&arch, resolution)).expect("a report serialises"),
+        false => table(&arch, resolution),
     };
     super::print(&text)
 }
@@ -148,6 +150,9 @@ fn run_table(run: &RunFolder, top: usize) -> String {
 #[derive(Serialize)]
 struct Report {
     name: Option<String>,
+    /// The network's NAS-Bench-Macro code, when it is one of the benchmark's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nas_bench_macro: Option<String>,
     resolution: usize,
     classes: usize,
     blocks: Vec<BlockRow>,
@@ -206,6 +211,7 @@ fn report(arch: &Arch, resolution: usize) -> Report {
         .collect();
     Report {
         name: arch.name.clone(),
+        nas_bench_macro: space::family::nas_bench_macro_code(arch),
         resolution,
         classes: arch.classes,
         blocks,
@@ -243,6 +249,9 @@ fn table(arch: &Arch, resolution: usize) -> String {
     };
     let name = arch.name.as_deref().unwrap_or("(unnamed)");
     let mut out = format!("{name} at {resolution}x{resolution}, {} classes\n", arch.classes);
+    if let Some(code) = &r.nas_bench_macro {
+        out += &format!("NAS-Bench-Macro code {code}\n");
+    }
     out += &format!(
         "{:<6}{:>2}  {:<9} {:<10} {:<11} {:>3}  {:<5} {:<5} {:<6}{:<5}{:>11} {:>13}\n",
         "#", "s", "res", "channels", "kernels", "e", "ga/gp", "se", "act", "skip", "params", "MACs"
@@ -252,7 +261,10 @@ fn table(arch: &Arch, resolution: usize) -> String {
     let (st, res, ch) = (s.stride.to_string(), format!("{resolution}>{after_stem}"), format!("{}>{}", s.in_ch, s.out));
     out += &line(["stem", &st, &res, &ch, &s.kernel.to_string(), "-", "-", "-", "relu", "-"], &r.stem);
     for b in &r.blocks {
-        let kernels = b.kernels.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(".");
+        let kernels = match b.kernels.is_empty() {
+            true => "1x1 conv".to_string(),
+            false => b.kernels.iter().map(|k| k.to_string()).collect::<Vec<_>>().join("."),
+        };
         let owned = [
             b.index.to_string(),
             b.stride.to_string(),

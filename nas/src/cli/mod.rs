@@ -4,6 +4,7 @@ mod bench;
 mod broker;
 mod experiment;
 mod export;
+mod fidelity;
 mod infer;
 mod inspect;
 mod latency;
@@ -41,6 +42,8 @@ pub enum Command {
     Space(space::SpaceArgs),
     /// Measured and predicted latency on this machine; build or validate the lookup table.
     Latency(latency::LatencyArgs),
+    /// How well an evaluator's scores rank a ground truth's networks (NAS-Bench-Macro).
+    Fidelity(fidelity::FidelityArgs),
     /// Latency-aware architecture search; writes a run folder with best.json.
     Search(search::SearchArgs),
     /// An HTML report with plots of a search run or a `nas train` folder.
@@ -65,6 +68,7 @@ fn exec(command: Command) -> Result<i32, String> {
         Command::Space(a) => space::exec(a),
         Command::Latency(a) => latency::exec(a),
         Command::Search(a) => search::exec(a),
+        Command::Fidelity(a) => fidelity::exec(a),
         Command::Report(a) => report::exec(a),
         Command::Worker(a) => worker::exec(a),
         Command::Experiment(a) => experiment::exec(a),

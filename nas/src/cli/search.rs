@@ -46,8 +46,9 @@ pub struct SearchArgs {
     /// CPU threads in total, shared by the workers.
     #[arg(long, value_name = "N", help_heading = "Evaluation options")]
     pub threads: Option<usize>,
-    /// proxy (real training) or surrogate (closed form, for testing).
-    #[arg(long, value_parser = ["proxy", "surrogate"], help_heading = "Evaluation options")]
+    /// proxy (real training), table:FILE[:FIELD] (accuracy looked up in a NAS-Bench-Macro-style
+    /// truth file, field mean_acc by default) or surrogate (closed form, for testing).
+    #[arg(long, value_name = "SPEC", help_heading = "Evaluation options")]
     pub evaluator: Option<String>,
     /// Proxy data: `default` or a data folder.
     #[arg(long, help_heading = "Evaluation options")]
@@ -120,10 +121,21 @@ fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
     c.workers = a.workers.unwrap_or(c.workers).max(1);
     c.threads = a.threads.unwrap_or(c.threads).max(1);
     if let Some(name) = &a.evaluator {
-        c.evaluator = name.parse()?;
+        c.evaluator = absolute_table(name.parse()?)?;
     }
     c.data = a.data.clone().unwrap_or(c.data);
     Ok(c)
+}
+
+/// A table evaluator's file made absolute, so a resumed run and remote workers find it.
+pub(crate) fn absolute_table(kind: EvaluatorKind) -> Result<EvaluatorKind, String> {
+    match kind {
+        EvaluatorKind::Table { file, field } => {
+            let path = std::path::absolute(&file).map_err(|e| format!("--evaluator table:{file}: {e}"))?;
+            Ok(EvaluatorKind::Table { file: path.display().to_string(), field })
+        }
+        other => Ok(other),
+    }
 }
 
 fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {

@@ -32,8 +32,9 @@ pub enum ScheduleName {
 /// Re-trains an architecture (a search's best.json or a preset) on real data.
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Architecture file, preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1) or
-    /// timm model name (mixnet_s, tf_mixnet_m, ...: timm's padding and BN eps, for --init).
+    /// Architecture file, preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1),
+    /// nas-bench-macro:CODE or timm model name (mixnet_s, tf_mixnet_m, ...: timm's padding and BN
+    /// eps, for --init).
     #[arg(long, required_unless_present = "resume")]
     pub arch: Option<String>,
     /// Data: `default` (embedded Fashion-MNIST subset), a CIFAR-10 binary folder, an image

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use space::Arch;
 
 use super::{Experiment, Variant};
-use search::results::{read_lines, write_json};
+use search::results::{read_lines, write_or_check};
 
 pub const CONFIG_FORMAT: &str = "mixnas.experiment/1";
 
@@ -40,22 +40,7 @@ impl ExperimentConfig {
     /// Writes `dir/experiment.json`, or checks that the one there is the same; the error names
     /// the first setting that differs.
     pub fn write_or_check(&self, dir: &Path) -> Result<(), String> {
-        let path = dir.join("experiment.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return write_json(&path, self);
-        };
-        let old: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: not an experiment file: {e}", path.display()))?;
-        let new = serde_json::to_value(self).expect("serialisable");
-        let (old, new) = (old.as_object().cloned().unwrap_or_default(), new.as_object().cloned().unwrap_or_default());
-        match new.iter().find(|(k, v)| old.get(*k) != Some(v)) {
-            None => Ok(()),
-            Some((field, value)) => Err(format!(
-                "{}: {field}: this folder was run with {}, not {value}; resume with the same settings or use another --out",
-                path.display(),
-                old.get(field).map_or("nothing".to_string(), |v| v.to_string())
-            )),
-        }
+        write_or_check(&dir.join("experiment.json"), self)
     }
 }
 

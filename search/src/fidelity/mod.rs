@@ -4,6 +4,7 @@
 //! statistics with their bootstrap intervals.
 
 pub mod report;
+pub mod run;
 pub mod stats;
 pub mod truth;
 

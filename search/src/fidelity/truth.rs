@@ -13,38 +13,10 @@ use evaluator::rng::SplitMix64;
 /// The field read by default: the mean accuracy over the benchmark's three trainings.
 pub const DEFAULT_FIELD: &str = "mean_acc";
 
-/// What a code may look like: `length` characters, each one of `digits`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CodeRule {
-    pub length: usize,
-    pub digits: &'static str,
-}
+pub use space::family::CodeRule;
 
-/// NAS-Bench-Macro: 8 searched layers, each `0` identity, `1` MB3_K3 or `2` MB6_K5.
-pub const NAS_BENCH_MACRO: CodeRule = CodeRule { length: 8, digits: "012" };
-
-impl CodeRule {
-    /// What is wrong with `code`, if anything (1-based positions, as a reader counts).
-    pub fn check(&self, code: &str) -> Result<(), String> {
-        if let Some((at, _)) = code.chars().enumerate().find(|&(_, c)| !self.digits.contains(c)) {
-            return Err(format!("code {code:?} at position {}: expected one of {}", at + 1, self.alphabet()));
-        }
-        let length = code.chars().count();
-        if length != self.length {
-            return Err(format!("code {code:?} has {length} digits; expected {} of {}", self.length, self.alphabet()));
-        }
-        Ok(())
-    }
-
-    /// How many codes the rule allows.
-    pub fn count(&self) -> f64 {
-        (self.digits.chars().count() as f64).powi(self.length as i32)
-    }
-
-    fn alphabet(&self) -> String {
-        self.digits.chars().map(String::from).collect::<Vec<_>>().join(", ")
-    }
-}
+/// NAS-Bench-Macro's code rule (8 digits of 0, 1, 2).
+pub const NAS_BENCH_MACRO: CodeRule = space::family::NAS_BENCH_MACRO_CODES;
 
 /// One network's truth: the chosen field, and its costs where the file gives them.
 #[derive(Clone, Copy, Debug, PartialEq)]

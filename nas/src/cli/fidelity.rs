@@ -1,0 +1,144 @@
+//! `nas fidelity`: does an evaluator rank networks the way full training does? It scores a
+//! seeded sample of a ground truth's networks (NAS-Bench-Macro: 50 epochs, three seeds) and
+//! reports Kendall tau, Spearman, top-10% recall and within-FLOPs-quartile tau with bootstrap
+//! intervals, beside the same statistics for counting params, MACs and latency.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use search::fidelity::run::{run, FidelityConfig, FidelityResults, FIDELITY_FORMAT};
+use search::fidelity::truth::DEFAULT_FIELD;
+use search::fidelity::{Estimate, RankReport, Truth, NAS_BENCH_MACRO};
+use search::runner::RunConfig;
+use search::setup::EvaluatorKind;
+use space::family::{NAS_BENCH_MACRO as FAMILY, NAS_BENCH_MACRO_RESOLUTION};
+
+#[derive(Args, Debug)]
+pub struct FidelityArgs {
+    /// The family the truth's codes name.
+    #[arg(long, default_value = FAMILY, value_parser = [FAMILY])]
+    pub space: String,
+    /// Ground truth in NAS-Bench-Macro's format, `{code: {mean_acc, params, flops, ...}}`.
+    #[arg(long, value_name = "FILE")]
+    pub truth: PathBuf,
+    /// The truth's field to rank by.
+    #[arg(long, default_value = DEFAULT_FIELD)]
+    pub field: String,
+    /// proxy (the search's proxy training), table:FILE[:FIELD] or surrogate.
+    #[arg(long, value_name = "SPEC")]
+    pub evaluator: String,
+    /// Networks to score, drawn one per FLOPs stratum.
+    #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
+    pub samples: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Proxy data: `default` or a data folder [default: the config's].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Search config whose `proxy` block sets the proxy's training [default: configs/search.json
+    /// if present].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// CPU threads for scoring [default: the config's].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// The run folder (resumed when it holds a run with the same settings).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print results.json instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn exec(args: FidelityArgs) -> Result<i32, String> {
+    let config = fidelity_config(&args)?;
+    let truth = Truth::load(&args.truth, &args.field, NAS_BENCH_MACRO)?;
+    let latency = super::latency::service()?;
+    if config.evaluator == EvaluatorKind::Proxy {
+        evaluator::set_threads(config.threads);
+    }
+    let built = config.evaluator.build(&config.data, &config.proxy, config.seed, &latency)?;
+    if let Some(line) = &built.description {
+        eprintln!("{line}");
+    }
+    let mut progress = |done: usize, total: usize, row: &search::fidelity::run::Row| {
+        eprintln!(
+            "[{done}/{total}] {} score {:.4} truth {:.2} ({:.1}s)",
+            row.code, row.score, row.truth, row.wall_seconds
+        );
+    };
+    let results = run(&config, &truth, built.evaluator.as_ref(), &args.out, &mut progress)?;
+    let text = match args.json {
+        true => serde_json::to_string_pretty(&results).expect("results serialise"),
+        false => table(&results, &args.out),
+    };
+    super::print(&text)
+}
+
+fn fidelity_config(args: &FidelityArgs) -> Result<FidelityConfig, String> {
+    let base: RunConfig = match &args.config {
+        Some(p) => search::results::read_json(p)?,
+        None if Path::new("configs/search.json").exists() => {
+            search::results::read_json(Path::new("configs/search.json"))?
+        }
+        None => RunConfig::default(),
+    };
+    let mut proxy = base.proxy;
+    // Latency (the latency baseline) at the resolution the family's networks are judged at.
+    proxy.latency.resolution = NAS_BENCH_MACRO_RESOLUTION;
+    let truth = std::path::absolute(&args.truth).map_err(|e| format!("{}: {e}", args.truth.display()))?;
+    Ok(FidelityConfig {
+        format: FIDELITY_FORMAT.to_string(),
+        space: args.space.clone(),
+        truth: truth.display().to_string(),
+        field: args.field.clone(),
+        evaluator: super::search::absolute_table(args.evaluator.parse()?)?,
+        samples: args.samples as usize,
+        seed: args.seed,
+        data: args.data.clone().unwrap_or(base.data),
+        proxy,
+        threads: args.threads.unwrap_or(base.threads).max(1),
+    })
+}
+
+fn estimate(e: &Estimate) -> String {
+    format!("{:>6.3} [{:.2}, {:.2}]", e.value, e.low, e.high)
+}
+
+fn line(name: &str, r: &RankReport) -> String {
+    format!(
+        "{name:<12} {}  {}  {}  {}\n",
+        estimate(&r.kendall_tau),
+        estimate(&r.spearman),
+        estimate(&r.top10_recall),
+        estimate(&r.within_quartile_tau)
+    )
+}
+
+fn table(r: &FidelityResults, dir: &Path) -> String {
+    let c = &r.config;
+    let mut out = format!(
+        "{} networks of {} scored by {} against {} (seed {}); 95% bootstrap intervals\n",
+        r.rows.len(),
+        c.truth,
+        c.evaluator,
+        c.field,
+        c.seed
+    );
+    out += &format!(
+        "{:<12} {:<20}  {:<20}  {:<20}  {:<20}\n",
+        "score", "Kendall tau", "Spearman", "top-10% recall", "tau within MACs quartiles"
+    );
+    out += &line(c.evaluator.name(), &r.evaluator);
+    for (name, report) in &r.baselines {
+        out += &line(name, report);
+    }
+    out += &format!(
+        "per candidate: {:.2} s wall, {:.2} s CPU\nrows and statistics: {}\n",
+        r.per_candidate.wall_seconds,
+        r.per_candidate.cpu_seconds,
+        dir.join("results.json").display()
+    );
+    out
+}

@@ -1,0 +1,146 @@
+//! NAS-Bench-Macro through the built binary: `nas inspect nas-bench-macro:CODE` against the
+//! benchmark's counts, `nas fidelity` with the table and surrogate evaluators (statistics that
+//! can be recomputed from the rows, resume after a torn journal, one-line errors).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+mod common;
+use common::nas;
+
+fn stdout_json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+fn dev_file() -> Option<PathBuf> {
+    testkit::shared::shared_path("benchmarks/nas-bench-macro/cifar10-dev.json")
+}
+
+fn stderr_line(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(2), "expected exit 2: {}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert!(!err.contains('\n'), "not one line: {err}");
+    err
+}
+
+#[test]
+fn inspect_gives_the_benchmarks_counts_and_code_at_32_px() {
+    let Some(dev) = dev_file() else { return };
+    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dev).unwrap()).unwrap();
+    for code in ["00000000", "22212202", "12012021"] {
+        let Some(entry) = truth.get(code) else { continue };
+        let v = stdout_json(&nas(&["inspect", &format!("nas-bench-macro:{code}"), "--json"]));
+        assert_eq!(v["resolution"], 32, "{code}");
+        assert_eq!(v["nas_bench_macro"], code);
+        assert_eq!((&v["params"], &v["macs"]), (&entry["params"], &entry["flops"]), "{code}");
+    }
+    let table = nas(&["inspect", "nas-bench-macro:00000000"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("at 32x32") && text.contains("NAS-Bench-Macro code 00000000"), "{text}");
+    assert!(text.contains("1x1 conv"), "{text}");
+    let err = stderr_line(&nas(&["inspect", "nas-bench-macro:0120"]));
+    assert_eq!(err, r#"nas: nas-bench-macro:0120: code "0120" has 4 digits; expected 8 of 0, 1, 2"#);
+}
+
+fn fidelity(dev: &Path, evaluator: &str, out: &Path, samples: &str) -> Output {
+    let args = ["fidelity", "--truth", dev.to_str().unwrap(), "--evaluator", evaluator, "--samples", samples];
+    nas(&[&args[..], &["--seed", "3", "--out", out.to_str().unwrap(), "--json"]].concat())
+}
+
+#[test]
+fn the_truth_itself_ranks_perfectly_and_the_rows_give_back_the_statistics() {
+    let Some(dev) = dev_file() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("table");
+    let v = stdout_json(&fidelity(&dev, &format!("table:{}", dev.display()), &out, "40"));
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 40);
+    assert_eq!(v["evaluator"]["kendall_tau"]["value"], 1.0);
+    assert_eq!(v["evaluator"]["top10_recall"]["value"], 1.0);
+    for r in rows {
+        assert_eq!(r["score"].as_f64().unwrap() * 100.0, r["truth"].as_f64().unwrap());
+    }
+    // The MACs baseline, recomputed from the rows by a plain O(n^2) tau-b.
+    let column = |f: &str| rows.iter().map(|r| r[f].as_f64().unwrap()).collect::<Vec<f64>>();
+    let (macs, truth) = (column("macs"), column("truth"));
+    let (mut concordant, mut discordant, mut ties_x, mut ties_y) = (0.0f64, 0.0, 0.0, 0.0);
+    for i in 0..macs.len() {
+        for j in i + 1..macs.len() {
+            let (dx, dy) = (macs[i] - macs[j], truth[i] - truth[j]);
+            match (dx == 0.0, dy == 0.0) {
+                (true, true) => {}
+                (true, false) => ties_x += 1.0,
+                (false, true) => ties_y += 1.0,
+                _ if (dx > 0.0) == (dy > 0.0) => concordant += 1.0,
+                _ => discordant += 1.0,
+            }
+        }
+    }
+    let tau =
+        (concordant - discordant) / ((concordant + discordant + ties_x) * (concordant + discordant + ties_y)).sqrt();
+    let reported = v["baselines"]["macs"]["kendall_tau"]["value"].as_f64().unwrap();
+    assert!((reported - tau).abs() < 1e-12, "{reported} vs {tau}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(saved, v);
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_journal_and_other_settings_are_refused() {
+    let Some(dev) = dev_file() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("surrogate");
+    let whole = stdout_json(&fidelity(&dev, "surrogate", &out, "12"));
+    // As if killed while writing the 6th row: five whole lines and a torn one.
+    let journal = out.join("rows.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&journal, format!("{}\n{}", lines[..5].join("\n"), &lines[5][..20])).unwrap();
+    std::fs::remove_file(out.join("results.json")).unwrap();
+    let resumed = stdout_json(&fidelity(&dev, "surrogate", &out, "12"));
+    let strip = |v: &serde_json::Value| -> Vec<(serde_json::Value, serde_json::Value)> {
+        v["rows"].as_array().unwrap().iter().map(|r| (r["code"].clone(), r["score"].clone())).collect()
+    };
+    assert_eq!(strip(&resumed), strip(&whole));
+    assert_eq!(resumed["evaluator"], whole["evaluator"]);
+    assert_eq!(std::fs::read_to_string(&journal).unwrap().lines().count(), 12);
+    let err = stderr_line(&fidelity(&dev, "surrogate", &out, "13"));
+    assert!(err.contains("fidelity.json: samples: this folder was run with 12, not 13"), "{err}");
+}
+
+#[test]
+fn bad_truth_files_and_evaluators_are_one_line_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.json");
+    std::fs::write(&short, r#"{"0120": {"mean_acc": 90, "flops": 1}}"#).unwrap();
+    let out = dir.path().join("run");
+    let err = stderr_line(&fidelity(&short, "surrogate", &out, "2"));
+    assert_eq!(err, format!(r#"nas: {}: code "0120" has 4 digits; expected 8 of 0, 1, 2"#, short.display()));
+    let no_field = dir.path().join("nofield.json");
+    std::fs::write(&no_field, r#"{"01201021": {"acc": 90, "flops": 1}}"#).unwrap();
+    let err = stderr_line(&fidelity(&no_field, "surrogate", &out, "2"));
+    assert!(err.ends_with(r#"entry "01201021" has no field "mean_acc"; its numeric fields are acc, flops"#), "{err}");
+    let err = stderr_line(&fidelity(&no_field, "magic", &out, "2"));
+    assert!(err.contains("unknown evaluator `magic`"), "{err}");
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
+}
+
+#[test]
+fn nas_train_trains_a_benchmark_network_with_its_own_strides() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("train");
+    let args = ["train", "--arch", "nas-bench-macro:12012021", "--epochs", "1", "--subset", "20", "--out"];
+    let trained = nas(&[&args[..], &[out.to_str().unwrap()]].concat());
+    let summary: serde_json::Value = serde_json::from_slice(trained.stdout.trim_ascii()).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&trained.stderr));
+    });
+    let checkpoint: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint.json")).unwrap()).unwrap();
+    let strides: Vec<u64> =
+        checkpoint["arch"]["blocks"].as_array().unwrap().iter().map(|b| b["stride"].as_u64().unwrap()).collect();
+    assert_eq!(strides, [2, 1, 2, 1, 1, 2, 1, 1], "not stride-adapted: the network is the benchmark's");
+    assert_eq!(checkpoint["arch"]["stem"]["stride"], 1);
+    let eval = stdout_json(&nas(&["eval", "--checkpoint", out.to_str().unwrap()]));
+    assert_eq!(eval["test_accuracy"], summary["test_accuracy"]);
+}
