@@ -84,6 +84,13 @@ fn the_truth_itself_ranks_perfectly_and_the_rows_give_back_the_statistics() {
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(saved, v);
+    let plots = dir.path().join("plots");
+    let report = nas(&["report", out.to_str().unwrap(), "--plots", plots.to_str().unwrap()]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Score vs truth") && html.contains("Kendall tau"), "{html}");
+    let scatter = std::fs::read_to_string(plots.join("score-truth.svg")).unwrap();
+    assert_eq!(scatter.matches("<circle").count(), 40, "one dot per network");
 }
 
 #[test]

@@ -145,10 +145,8 @@ fn a_folder_that_is_neither_kind_is_refused_in_one_line() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
-        let want = format!(
-            "nas: {}: neither a search run (config.json and trials.jsonl) nor a training run",
-            dir.path().display()
-        );
+        let want =
+            format!("nas: {}: not a search run (config.json and trials.jsonl), a training run", dir.path().display());
         assert!(stderr.starts_with(&want), "{stderr}");
         assert!(out.stdout.is_empty());
     }

@@ -131,6 +131,9 @@ fn table(r: &FidelityResults, dir: &Path) -> String {
         "score", "Kendall tau", "Spearman", "top-10% recall", "tau within MACs quartiles"
     );
     out += &line(c.evaluator.name(), &r.evaluator);
+    if let Some(by_loss) = &r.train_loss {
+        out += &line("train loss", by_loss);
+    }
     for (name, report) in &r.baselines {
         out += &line(name, report);
     }

@@ -10,7 +10,7 @@ use search::results::write_atomic;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// A `nas search` run folder or a `nas train` output folder.
+    /// A `nas search` run folder, a `nas train` output folder or a `nas fidelity` folder.
     pub dir: PathBuf,
     /// Where to write the HTML page [default: DIR/report.html].
     #[arg(long, value_name = "FILE")]

@@ -3,6 +3,7 @@
 
 mod archview;
 mod choices;
+mod fidelity;
 mod html;
 mod pages;
 pub mod run;
@@ -21,6 +22,8 @@ pub enum FolderKind {
     Search,
     /// `nas train`: checkpoint.json and metrics.json.
     Training,
+    /// `nas fidelity`: fidelity.json and results.json.
+    Fidelity,
 }
 
 pub fn detect(dir: &Path) -> Result<FolderKind, String> {
@@ -37,9 +40,11 @@ pub fn detect(dir: &Path) -> Result<FolderKind, String> {
         Err(format!("{}: a search run with no finished trial yet (hint: try again later)", dir.display()))
     } else if has("checkpoint.json") && has("metrics.json") {
         Ok(FolderKind::Training)
+    } else if has("fidelity.json") && has("results.json") {
+        Ok(FolderKind::Fidelity)
     } else {
         Err(format!(
-            "{}: neither a search run (config.json and trials.jsonl) nor a training run (checkpoint.json and metrics.json)",
+            "{}: not a search run (config.json and trials.jsonl), a training run (checkpoint.json and metrics.json) or a fidelity run (fidelity.json and results.json)",
             dir.display()
         ))
     }
@@ -55,6 +60,7 @@ pub fn build(dir: &Path) -> Result<Report, String> {
     match detect(dir)? {
         FolderKind::Search => pages::search(&RunFolder::load(dir)?),
         FolderKind::Training => pages::training(&training::TrainFolder::load(dir)?),
+        FolderKind::Fidelity => fidelity::page(dir, &fidelity::load(dir)?),
     }
 }
 

@@ -72,6 +72,10 @@ pub struct FidelityResults {
     pub rows: Vec<Row>,
     /// The evaluator's scores against the truth.
     pub evaluator: RankReport,
+    /// The proxy's last-epoch training loss as the score (lower ranks higher), where every row
+    /// has one: the same trainings, read another way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<RankReport>,
     /// Counting baselines against the truth: `params`, `macs`, `latency_ms`.
     pub baselines: BTreeMap<String, RankReport>,
     pub per_candidate: PerCandidate,
@@ -157,6 +161,8 @@ pub fn summarise(config: FidelityConfig, rows: Vec<Row>) -> FidelityResults {
         // Ranked by the count itself, larger first, like params and MACs.
         ("latency_ms", column(|r| r.latency_ms)),
     ];
+    let losses: Option<Vec<f64>> =
+        rows.iter().map(|r| r.details.get("train_loss").and_then(|v| v.as_f64()).map(|l| -l)).collect();
     let n = rows.len().max(1) as f64;
     let per_candidate = PerCandidate {
         wall_seconds: rows.iter().map(|r| r.wall_seconds).sum::<f64>() / n,
@@ -165,6 +171,7 @@ pub fn summarise(config: FidelityConfig, rows: Vec<Row>) -> FidelityResults {
     FidelityResults {
         format: FIDELITY_FORMAT.to_string(),
         evaluator: report(&column(|r| r.score)),
+        train_loss: losses.filter(|l| !l.is_empty()).map(|l| report(&l)),
         baselines: baselines.into_iter().map(|(name, scores)| (name.to_string(), report(&scores))).collect(),
         per_candidate,
         config,
