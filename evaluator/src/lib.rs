@@ -10,5 +10,6 @@ pub mod rng;
 pub mod timm;
 pub mod train;
 pub mod train_bench;
+pub mod zero_cost;
 
 pub use kernels::pool::{on_pool, set_threads};

@@ -151,3 +151,20 @@ fn nas_train_trains_a_benchmark_network_with_its_own_strides() {
     let eval = stdout_json(&nas(&["eval", "--checkpoint", out.to_str().unwrap()]));
     assert_eq!(eval["test_accuracy"], summary["test_accuracy"]);
 }
+
+#[test]
+fn synflow_scores_keep_their_raw_value_and_order() {
+    let Some(dev) = dev_file() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let v = stdout_json(&fidelity(&dev, "zero:synflow", &dir.path().join("zero"), "6"));
+    assert_eq!(v["config"]["evaluator"], "zero:synflow");
+    let rows = v["rows"].as_array().unwrap();
+    let pairs: Vec<(f64, f64)> =
+        rows.iter().map(|r| (r["details"]["synflow"].as_f64().unwrap(), r["score"].as_f64().unwrap())).collect();
+    for (i, &(raw, score)) in pairs.iter().enumerate() {
+        assert!(raw > 0.0 && (0.0..1.0).contains(&score), "{raw} -> {score}");
+        for &(other_raw, other_score) in &pairs[..i] {
+            assert_eq!(raw < other_raw, score < other_score, "the score keeps the raw order");
+        }
+    }
+}

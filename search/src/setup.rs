@@ -8,7 +8,7 @@ use std::sync::Arc;
 use evaluator::latency::LatencyService;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TrialEvaluator};
+use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TrialEvaluator, ZeroCostEvaluator};
 use crate::fidelity::truth::DEFAULT_FIELD;
 use crate::proxy::{ProxyEvaluator, ProxySettings};
 
@@ -24,9 +24,11 @@ pub enum EvaluatorKind {
     Surrogate,
     /// Accuracy looked up in a ground-truth file (NAS-Bench-Macro's format), latency as usual.
     Table { file: String, field: String },
+    /// SynFlow of the untrained network (`zero:synflow`), latency as usual.
+    ZeroSynflow,
 }
 
-const HINT: &str = "hint: proxy, surrogate or table:FILE[:FIELD]";
+const HINT: &str = "hint: proxy, surrogate, table:FILE[:FIELD] or zero:synflow";
 
 /// A built evaluator and what it was built on.
 #[derive(Clone)]
@@ -44,6 +46,7 @@ impl EvaluatorKind {
             EvaluatorKind::Proxy => "proxy",
             EvaluatorKind::Surrogate => "surrogate",
             EvaluatorKind::Table { .. } => "table",
+            EvaluatorKind::ZeroSynflow => "zero:synflow",
         }
     }
 
@@ -68,6 +71,20 @@ impl EvaluatorKind {
                     evaluator: Arc::new(table),
                     data_fingerprint: "none".into(),
                     description: Some(format!("accuracy: field {field:?} of {file}")),
+                })
+            }
+            EvaluatorKind::ZeroSynflow => {
+                let resolution = proxy.resolution.unwrap_or(proxy.latency.resolution);
+                let zero = ZeroCostEvaluator {
+                    resolution,
+                    classes: 10,
+                    latency: proxy.latency.clone(),
+                    service: latency.clone(),
+                };
+                Ok(BuiltEvaluator {
+                    evaluator: Arc::new(zero),
+                    data_fingerprint: "none".into(),
+                    description: Some(format!("zero-cost score: SynFlow at {resolution}x{resolution}, untrained")),
                 })
             }
             EvaluatorKind::Proxy => {
@@ -98,6 +115,7 @@ impl FromStr for EvaluatorKind {
         match s {
             "proxy" => Ok(EvaluatorKind::Proxy),
             "surrogate" => Ok(EvaluatorKind::Surrogate),
+            "zero:synflow" => Ok(EvaluatorKind::ZeroSynflow),
             table if table.starts_with("table:") => {
                 let spec = &table["table:".len()..];
                 // FILE may hold colons itself; a FIELD is a plain name after the last one.
@@ -136,13 +154,13 @@ mod tests {
     #[test]
     fn names_round_trip_and_an_unknown_one_is_one_line_with_the_hint() {
         let table = EvaluatorKind::Table { file: "/d/t.json".into(), field: "std".into() };
-        for kind in [EvaluatorKind::Proxy, EvaluatorKind::Surrogate, table] {
+        for kind in [EvaluatorKind::Proxy, EvaluatorKind::Surrogate, table, EvaluatorKind::ZeroSynflow] {
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
             assert_eq!(kind.to_string().parse::<EvaluatorKind>(), Ok(kind.clone()));
             assert_eq!(serde_json::from_str::<EvaluatorKind>(&format!("\"{kind}\"")).unwrap(), kind);
         }
         let err = "magic".parse::<EvaluatorKind>().unwrap_err();
-        assert_eq!(err, "unknown evaluator `magic` (hint: proxy, surrogate or table:FILE[:FIELD])");
+        assert_eq!(err, "unknown evaluator `magic` (hint: proxy, surrogate, table:FILE[:FIELD] or zero:synflow)");
         let err = serde_json::from_str::<EvaluatorKind>("\"magic\"").unwrap_err().to_string();
         assert!(err.contains("unknown evaluator `magic` (hint: proxy, surrogate"), "{err}");
     }

@@ -25,7 +25,7 @@ pub struct FidelityArgs {
     /// The truth's field to rank by.
     #[arg(long, default_value = DEFAULT_FIELD)]
     pub field: String,
-    /// proxy (the search's proxy training), table:FILE[:FIELD] or surrogate.
+    /// proxy (the search's proxy training), table:FILE[:FIELD], zero:synflow or surrogate.
     #[arg(long, value_name = "SPEC")]
     pub evaluator: String,
     /// Networks to score, drawn one per FLOPs stratum.

@@ -47,7 +47,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "N", help_heading = "Evaluation options")]
     pub threads: Option<usize>,
     /// proxy (real training), table:FILE[:FIELD] (accuracy looked up in a NAS-Bench-Macro-style
-    /// truth file, field mean_acc by default) or surrogate (closed form, for testing).
+    /// truth file, field mean_acc by default), zero:synflow (untrained zero-cost score) or
+    /// surrogate (closed form, for testing).
     #[arg(long, value_name = "SPEC", help_heading = "Evaluation options")]
     pub evaluator: Option<String>,
     /// Proxy data: `default` or a data folder.
