@@ -7,10 +7,12 @@
 
 mod executor;
 mod surrogate;
+mod table_latency;
 
 pub(crate) use executor::evaluate_guarded;
 pub use executor::LocalPool;
 pub use surrogate::{surrogate_accuracy, surrogate_latency_ms, SurrogateEvaluator};
+pub use table_latency::TableLatency;
 
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use evaluator::latency::LatencyService;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{SurrogateEvaluator, TrialEvaluator};
+use crate::evaluate::{SurrogateEvaluator, TableLatency, TrialEvaluator};
 use crate::proxy::{ProxyEvaluator, ProxySettings};
 
 /// The evaluator of a run, serialised as its name (read through [`FromStr`], so an unknown
@@ -19,7 +19,8 @@ pub enum EvaluatorKind {
     /// Proxy training on real data plus the latency at the target setting.
     #[default]
     Proxy,
-    /// A closed-form stand-in, for testing.
+    /// A closed-form stand-in, for testing; with `proxy.latency.table` set its latencies are
+    /// that table's.
     Surrogate,
 }
 
@@ -51,11 +52,16 @@ impl EvaluatorKind {
         latency: &LatencyService,
     ) -> Result<BuiltEvaluator, String> {
         match self {
-            EvaluatorKind::Surrogate => Ok(BuiltEvaluator {
-                evaluator: Arc::new(SurrogateEvaluator),
-                data_fingerprint: "none".into(),
-                description: None,
-            }),
+            EvaluatorKind::Surrogate => {
+                // A latency table replaces the surrogate's formula (`--latency-table`).
+                let evaluator: Arc<dyn TrialEvaluator> = match proxy.latency.table {
+                    Some(_) => {
+                        Arc::new(TableLatency::new(Box::new(SurrogateEvaluator), &proxy.latency, latency.clone()))
+                    }
+                    None => Arc::new(SurrogateEvaluator),
+                };
+                Ok(BuiltEvaluator { evaluator, data_fingerprint: "none".into(), description: None })
+            }
             EvaluatorKind::Proxy => {
                 let proxy = ProxyEvaluator::new(data, proxy, seed, latency.clone())?;
                 Ok(BuiltEvaluator {
