@@ -137,7 +137,8 @@ mod tests {
 
     #[test]
     fn another_version_shape_or_an_uncalibrated_table_is_refused_in_one_line() {
-        let cases: [(fn(&mut Table), &str); 4] = [
+        type Change = fn(&mut Table);
+        let cases: [(Change, &str); 4] = [
             (|t| t.machine.mixnas = "0.0.1+kdeadbeef".into(), "machine.mixnas is \"0.0.1+kdeadbeef\""),
             (|t| t.machine.resolution = 224, "machine.resolution is \"224\" but this nas needs \"32\""),
             (|t| t.machine.batch = 8, "machine.batch is \"8\""),

@@ -128,14 +128,14 @@ fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
     }
     c.data = a.data.clone().unwrap_or(c.data);
     if let Some(path) = &a.latency_table {
-        c.proxy.latency = adopt_table(path, &c.proxy.latency)?;
+        c.proxy.latency = adopt_table(path)?;
     }
     Ok(c)
 }
 
 /// The target setting for latency from the table at `path`: its absolute path (what the run
 /// records), resolution and threads, predicted.
-fn adopt_table(path: &Path, setting: &LatencySetting) -> Result<LatencySetting, String> {
+fn adopt_table(path: &Path) -> Result<LatencySetting, String> {
     let path = std::path::absolute(path).map_err(|e| format!("--latency-table {}: {e}", path.display()))?;
     if !path.is_file() {
         return Err(format!(
@@ -145,7 +145,7 @@ fn adopt_table(path: &Path, setting: &LatencySetting) -> Result<LatencySetting, 
     }
     let machine = Table::read(&path).map_err(|e| e.to_string())?.machine;
     let (resolution, threads, table) = (machine.resolution, machine.threads, Some(path));
-    Ok(LatencySetting { method: LatencyMethod::Predict, resolution, threads, table, ..setting.clone() })
+    Ok(LatencySetting { method: LatencyMethod::Predict, resolution, threads, table })
 }
 
 /// Checks the run's table file, if it names one, and says whose latencies the trials get:
