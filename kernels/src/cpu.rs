@@ -166,7 +166,8 @@ pub(crate) fn min_planes(plane: usize) -> usize {
 
 /// Runs `f` compiled for AVX2 + FMA when the CPU has them (8-wide f32 loops instead of SSE2's
 /// 4), else as is. `f` and what it calls on the hot path must be `#[inline(always)]`. LLVM does
-/// not contract `a * b + c` into an FMA, so results are bit-identical either way.
+/// not contract `a * b + c` into an FMA, so results are bit-identical either way. On aarch64
+/// NEON is baseline, so the portable loops are already 4-wide NEON and nothing is switched.
 #[inline(always)]
 pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]

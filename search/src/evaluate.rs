@@ -9,12 +9,14 @@ mod executor;
 mod surrogate;
 mod table;
 mod zero_cost;
+mod table_latency;
 
 pub(crate) use executor::evaluate_guarded;
 pub use executor::LocalPool;
 pub use surrogate::{surrogate_accuracy, surrogate_latency_ms, SurrogateEvaluator};
 pub use table::TableEvaluator;
 pub use zero_cost::ZeroCostEvaluator;
+pub use table_latency::TableLatency;
 
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use evaluator::latency::LatencyService;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TrialEvaluator, ZeroCostEvaluator};
+use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TableLatency, TrialEvaluator, ZeroCostEvaluator};
 use crate::fidelity::truth::DEFAULT_FIELD;
 use crate::proxy::{ProxyEvaluator, ProxySettings};
 
@@ -20,7 +20,8 @@ pub enum EvaluatorKind {
     /// Proxy training on real data plus the latency at the target setting.
     #[default]
     Proxy,
-    /// A closed-form stand-in, for testing.
+    /// A closed-form stand-in, for testing; with `proxy.latency.table` set its latencies are
+    /// that table's.
     Surrogate,
     /// Accuracy looked up in a ground-truth file (NAS-Bench-Macro's format), latency as usual.
     Table { file: String, field: String },
@@ -60,11 +61,16 @@ impl EvaluatorKind {
         latency: &LatencyService,
     ) -> Result<BuiltEvaluator, String> {
         match self {
-            EvaluatorKind::Surrogate => Ok(BuiltEvaluator {
-                evaluator: Arc::new(SurrogateEvaluator),
-                data_fingerprint: "none".into(),
-                description: None,
-            }),
+            EvaluatorKind::Surrogate => {
+                // A latency table replaces the surrogate's formula (`--latency-table`).
+                let evaluator: Arc<dyn TrialEvaluator> = match proxy.latency.table {
+                    Some(_) => {
+                        Arc::new(TableLatency::new(Box::new(SurrogateEvaluator), &proxy.latency, latency.clone()))
+                    }
+                    None => Arc::new(SurrogateEvaluator),
+                };
+                Ok(BuiltEvaluator { evaluator, data_fingerprint: "none".into(), description: None })
+            }
             EvaluatorKind::Table { file, field } => {
                 let table = TableEvaluator::new(file, field, proxy.latency.clone(), latency.clone())?;
                 Ok(BuiltEvaluator {

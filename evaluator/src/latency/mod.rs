@@ -13,8 +13,13 @@
 //! thread count this process started with ([`threads`]); to measure at T threads, start the
 //! process with `RAYON_NUM_THREADS=T` (the `nas` CLI sets it from `--threads` before any candle
 //! work). Tables are keyed by that count, and by the CPU, mixnas version, resolution and batch.
+//!
+//! Another device: a table built on it (an ARM board, a phone's Linux userland) and copied here
+//! predicts that device's latencies ([`DeviceTable`]); nothing about this machine enters them.
 
 mod build;
+mod cpu;
+mod device;
 pub mod measure;
 mod parts;
 mod predict;
@@ -30,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use space::Arch;
 
 pub use build::{build_table, sample_archs, space_parts, BuildConfig, BuildReport, Progress, SpaceParts};
+pub use device::DeviceTable;
 pub use measure::{measure, MeasureConfig, Measurement};
 pub use parts::{parts, KeyedPart, Part};
 pub use predict::{fit, Prediction, TablePredictor};

@@ -15,10 +15,11 @@ use std::process::{Command, Stdio};
 use serde::{Deserialize, Serialize};
 use space::Arch;
 
+use super::device::DeviceTable;
 use super::parts::parts;
 use super::predict::Prediction;
 use super::table::{Machine, Table};
-use super::{Latency, LatencySource, MeasureConfig};
+use super::{Latency, LatencyError, LatencySource, MeasureConfig};
 
 /// Whether latency is predicted from the lookup table or measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +53,15 @@ impl LatencySetting {
     pub fn measure_config(&self) -> MeasureConfig {
         MeasureConfig { resolution: self.resolution, ..Default::default() }
     }
+
+    /// The table file when it is another device's (see [`DeviceTable::open`]): `None` without
+    /// a file (yet) or for this machine's own.
+    pub fn device_table(&self) -> Result<Option<DeviceTable>, LatencyError> {
+        match self.table.as_deref().filter(|p| p.exists()) {
+            Some(path) => DeviceTable::open(path, &self.measure_config(), self.threads),
+            None => Ok(None),
+        }
+    }
 }
 
 /// What a latency child process is asked.
@@ -74,8 +84,11 @@ impl LatencyService {
         Self { program, args }
     }
 
-    /// The latency of `arch` at `setting`.
+    /// The latency of `arch` at `setting`: from another device's table when it names one.
     pub fn latency(&self, arch: &Arch, setting: &LatencySetting) -> Result<Latency, String> {
+        if let Some(device) = setting.device_table().map_err(|e| e.to_string())? {
+            return device.latency(arch).map_err(|e| e.to_string());
+        }
         let in_process = match setting.method {
             LatencyMethod::Predict => predict_from_file(arch, setting),
             LatencyMethod::Measure => None,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::cpu::cpu_model;
 use super::{LatencyError, MeasureConfig};
 
 /// The `format` value of a table file.
@@ -21,8 +22,12 @@ pub const TABLE_FORMAT: &str = "mixnas.latency-table/2";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Machine {
-    /// CPU model name from /proc/cpuinfo.
+    /// CPU model name from /proc/cpuinfo (see `cpu.rs`).
     pub cpu: String,
+    /// `std::env::consts::ARCH` of the build that measured it; tables from before it was
+    /// recorded were all x86_64.
+    #[serde(default = "x86_64")]
+    pub arch: String,
     pub threads: usize,
     /// `CARGO_PKG_VERSION` of the evaluator that measured it.
     pub mixnas: String,
@@ -72,14 +77,36 @@ impl Machine {
     /// This CPU and build at `threads` threads, which need not be this process's pool: the key
     /// of a target's table, read by a process that runs at another thread count.
     pub fn with_threads(cfg: &MeasureConfig, threads: usize) -> Self {
-        Self { cpu: cpu_model(), threads, mixnas: build_id(), resolution: cfg.resolution, batch: cfg.batch }
+        let (cpu, arch) = (cpu_model(), std::env::consts::ARCH.to_string());
+        Self { cpu, arch, threads, mixnas: build_id(), resolution: cfg.resolution, batch: cfg.batch }
+    }
+
+    /// Whether a table keyed `self` was measured by this build on inputs shaped as `other`'s,
+    /// whatever the machine: the condition for predicting with another device's table.
+    pub fn same_build_and_shape(&self, other: &Machine) -> bool {
+        self.mismatch(other).is_none()
+    }
+
+    /// The first of version, resolution and batch that differs: (field, self's, other's).
+    pub fn mismatch(&self, other: &Machine) -> Option<(&'static str, String, String)> {
+        let fields = [
+            ("mixnas", self.mixnas.clone(), other.mixnas.clone()),
+            ("resolution", self.resolution.to_string(), other.resolution.to_string()),
+            ("batch", self.batch.to_string(), other.batch.to_string()),
+        ];
+        fields.into_iter().find(|(_, a, b)| a != b)
+    }
+
+    /// Whether `self` is this CPU and architecture (at any setting).
+    pub fn is_this_cpu(&self) -> bool {
+        self.cpu == cpu_model() && self.arch == std::env::consts::ARCH
     }
 
     /// The key in words, for messages.
     pub fn describe(&self) -> String {
         format!(
-            "cpu \"{}\", {} thread(s), mixnas {}, {}x{} batch {}",
-            self.cpu, self.threads, self.mixnas, self.resolution, self.resolution, self.batch
+            "cpu \"{}\" ({}), {} thread(s), mixnas {}, {}x{} batch {}",
+            self.cpu, self.arch, self.threads, self.mixnas, self.resolution, self.resolution, self.batch
         )
     }
 
@@ -93,7 +120,7 @@ impl Machine {
             .unwrap_or_else(std::env::temp_dir);
         let name = format!(
             "latency-{:016x}-v{}-t{}-r{}-b{}.json",
-            fnv1a(self.cpu.as_bytes()),
+            fnv1a(format!("{}/{}", self.arch, self.cpu).as_bytes()),
             self.mixnas,
             self.threads,
             self.resolution,
@@ -109,12 +136,8 @@ pub fn build_id() -> String {
     format!("{}+k{}", env!("CARGO_PKG_VERSION"), env!("MIXNAS_KERNELS_FINGERPRINT"))
 }
 
-/// The first `model name` of /proc/cpuinfo, or the architecture where there is none.
-fn cpu_model() -> String {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model =
-        info.lines().find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim().to_string()));
-    model.unwrap_or_else(|| format!("unknown {}", std::env::consts::ARCH))
+fn x86_64() -> String {
+    "x86_64".into()
 }
 
 /// FNV-1a, a hash whose value never changes between builds (std's hasher may).
@@ -128,14 +151,20 @@ impl Table {
         Self { format: TABLE_FORMAT.into(), machine, fit: None, reference_ms: None, entries, bases }
     }
 
-    /// Reads `path`, refusing a table keyed to anything but `here`.
-    pub fn load(path: &Path, here: &Machine) -> Result<Self, LatencyError> {
+    /// Reads `path` whatever machine it is keyed to (see [`Table::load`] for this machine's).
+    pub fn read(path: &Path) -> Result<Self, LatencyError> {
         let file = |message: String| LatencyError::File { path: path.to_path_buf(), message };
         let bytes = std::fs::read(path).map_err(|e| file(e.to_string()))?;
         let table: Table = serde_json::from_slice(&bytes).map_err(|e| file(format!("not a latency table: {e}")))?;
         if table.format != TABLE_FORMAT {
             return Err(file(format!("unknown format \"{}\"; this mixnas reads \"{TABLE_FORMAT}\"", table.format)));
         }
+        Ok(table)
+    }
+
+    /// Reads `path`, refusing a table keyed to anything but `here`.
+    pub fn load(path: &Path, here: &Machine) -> Result<Self, LatencyError> {
+        let table = Self::read(path)?;
         if &table.machine != here {
             return Err(LatencyError::Mismatch {
                 path: path.into(),
@@ -216,6 +245,27 @@ mod tests {
             let line = err.to_string();
             assert!(!line.contains('\n') && line.contains("t.json") && line.contains("--build-table"), "{line}");
         }
+    }
+
+    #[test]
+    fn another_device_has_the_same_build_and_shape_until_version_resolution_or_batch_differ() {
+        let here = machine();
+        let device = Machine { cpu: "ARM Cortex-A72".into(), arch: "aarch64".into(), threads: 4, ..here.clone() };
+        assert!(device.same_build_and_shape(&here) && !device.is_this_cpu() && here.is_this_cpu());
+        for other in [
+            Machine { mixnas: "0.0.1+k0".into(), ..device.clone() },
+            Machine { resolution: 224, ..device.clone() },
+            Machine { batch: 2, ..device.clone() },
+        ] {
+            assert!(!other.same_build_and_shape(&here), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_machine_without_an_arch_is_x86_64() {
+        let mut json = serde_json::to_value(machine()).unwrap();
+        json.as_object_mut().unwrap().remove("arch");
+        assert_eq!(serde_json::from_value::<Machine>(json).unwrap().arch, "x86_64");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use evaluator::latency::{
-    self as lat, BuildConfig, LatencyMethod, LatencyModel, LatencyRequest, LatencyService, MeasureConfig,
-    TablePredictor,
+    self as lat, BuildConfig, LatencyMethod, LatencyModel, LatencyRequest, LatencyService, LatencySetting,
+    MeasureConfig, TablePredictor,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -37,8 +37,9 @@ pub struct LatencyArgs {
     /// Search space file for --build-table and --validate, or `default` [default: the built-in space].
     #[arg(long, value_name = "FILE")]
     pub space: Option<String>,
-    /// Lookup table file [default: per machine in $XDG_CACHE_HOME/mixnas/].
-    #[arg(long, value_name = "FILE")]
+    /// Lookup table file [default: per machine in $XDG_CACHE_HOME/mixnas/]; with --predict it
+    /// may be another device's table (built there, copied here).
+    #[arg(long, visible_alias = "out", value_name = "FILE")]
     pub table: Option<PathBuf>,
     /// CPU threads (the target device is one core).
     #[arg(long, default_value_t = 1, value_name = "T")]
@@ -95,16 +96,34 @@ fn one_arch(a: &LatencyArgs, spec: &str, cfg: MeasureConfig, threads: usize) -> 
         out["measured"] = json!({"median_ms": m.median_ms, "min_ms": m.min_ms, "q25_ms": m.q25_ms, "p90_ms": m.p90_ms, "samples": m.samples});
     }
     if a.predict || both {
-        let p = open_calibrated(a, cfg)?;
-        let pr = p.predict(&arch).map_err(|e| e.to_string())?;
-        let table = p.path().map(|t| t.display().to_string());
-        out["predicted"] =
-            json!({"ms": pr.ms, "sum_ms": pr.sum_ms, "parts_measured": pr.measured_parts, "table": table});
+        out["predicted"] = predict(a, &arch, cfg)?;
     }
     super::print(&match a.json {
         true => serde_json::to_string_pretty(&out).expect("json"),
         false => text(&out),
     })
+}
+
+/// The prediction as JSON: from another device's table (with a `device` field) when `--table`
+/// is one, else from this machine's (calibrated first if it never was).
+fn predict(a: &LatencyArgs, arch: &space::Arch, cfg: MeasureConfig) -> Result<serde_json::Value, String> {
+    let setting = LatencySetting {
+        method: LatencyMethod::Predict,
+        threads: a.threads,
+        resolution: a.resolution,
+        table: a.table.clone(),
+    };
+    if let Some(device) = setting.device_table().map_err(|e| e.to_string())? {
+        let l = device.latency(arch).map_err(|e| e.to_string())?;
+        let pr = l.prediction.expect("a table latency is a prediction");
+        let table = device.path().display().to_string();
+        return Ok(json!({"ms": pr.ms, "sum_ms": pr.sum_ms, "parts_measured": 0, "table": table,
+            "device": device.machine(), "measured_on": device.describe()}));
+    }
+    let p = open_calibrated(a, cfg)?;
+    let pr = p.predict(arch).map_err(|e| e.to_string())?;
+    let table = p.path().map(|t| t.display().to_string());
+    Ok(json!({"ms": pr.ms, "sum_ms": pr.sum_ms, "parts_measured": pr.measured_parts, "table": table}))
 }
 
 /// `--request`: the request's setting replaces the flags (threads first, before any tensor).
@@ -147,8 +166,9 @@ fn text(o: &serde_json::Value) -> String {
         );
     }
     if let Some(p) = o.get("predicted") {
+        let device = p["measured_on"].as_str().map_or(String::new(), |d| format!(", measured on {d}"));
         s += &format!(
-            "\n  predicted {:.2} ms (table {})",
+            "\n  predicted {:.2} ms (table {}{device})",
             p["ms"].as_f64().unwrap_or(f64::NAN),
             p["table"].as_str().unwrap_or("-")
         );

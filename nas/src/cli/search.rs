@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use evaluator::latency::LatencyService;
+use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting, Machine, Table};
 use search::evaluate::{LocalPool, TrialEvaluator};
 use search::reward::{LatencyBudget, Reward, Target};
 use search::runner::{RunConfig, Runner};
@@ -51,6 +51,10 @@ pub struct SearchArgs {
     /// surrogate (closed form, for testing).
     #[arg(long, value_name = "SPEC", help_heading = "Evaluation options")]
     pub evaluator: Option<String>,
+    /// Latency from this table file (built with `nas latency --build-table`, here or on the
+    /// device searched for): its resolution and threads become the target's.
+    #[arg(long, value_name = "FILE", help_heading = "Evaluation options")]
+    pub latency_table: Option<PathBuf>,
     /// Proxy data: `default` or a data folder.
     #[arg(long, help_heading = "Evaluation options")]
     pub data: Option<String>,
@@ -125,6 +129,9 @@ fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
         c.evaluator = absolute_table(name.parse()?)?;
     }
     c.data = a.data.clone().unwrap_or(c.data);
+    if let Some(path) = &a.latency_table {
+        c.proxy.latency = adopt_table(path)?;
+    }
     Ok(c)
 }
 
@@ -137,6 +144,36 @@ pub(crate) fn absolute_table(kind: EvaluatorKind) -> Result<EvaluatorKind, Strin
         }
         other => Ok(other),
     }
+}
+
+/// The target setting for latency from the table at `path`: its absolute path (what the run
+/// records), resolution and threads, predicted.
+fn adopt_table(path: &Path) -> Result<LatencySetting, String> {
+    let path = std::path::absolute(path).map_err(|e| format!("--latency-table {}: {e}", path.display()))?;
+    if !path.is_file() {
+        return Err(format!(
+            "--latency-table {}: no such file (build one with nas latency --build-table --table FILE)",
+            path.display()
+        ));
+    }
+    let machine = Table::read(&path).map_err(|e| e.to_string())?.machine;
+    let (resolution, threads, table) = (machine.resolution, machine.threads, Some(path));
+    Ok(LatencySetting { method: LatencyMethod::Predict, resolution, threads, table })
+}
+
+/// Checks the run's table file, if it names one, and says whose latencies the trials get:
+/// another device's table as it is, this machine's against this build's key.
+fn announce_table(setting: &LatencySetting) -> Result<(), String> {
+    let Some(path) = &setting.table else { return Ok(()) };
+    let machine = match setting.device_table().map_err(|e| e.to_string())? {
+        Some(device) => device.machine().clone(),
+        None => {
+            let here = Machine::with_threads(&setting.measure_config(), setting.threads);
+            Table::load(path, &here).map_err(|e| e.to_string())?.machine
+        }
+    };
+    eprintln!("latency: table {} ({})", path.display(), machine.describe());
+    Ok(())
 }
 
 fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
@@ -160,10 +197,10 @@ fn evaluator(c: &RunConfig, latency: &LatencyService) -> Result<Arc<dyn TrialEva
 
 /// Warns when no architecture of the space can meet the latency target, judged by this
 /// machine's lookup table (the source of every trial's latency) on the space's fastest points.
-/// The surrogate evaluator has its own latency model and gets no warning.
+/// The surrogate evaluator without a table has its own latency model and gets no warning.
 fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &LatencyService) -> Result<(), String> {
     let Target::Latency(t) = c.reward.target else { return Ok(()) };
-    if c.evaluator == EvaluatorKind::Surrogate {
+    if c.evaluator == EvaluatorKind::Surrogate && c.proxy.latency.table.is_none() {
         return Ok(());
     }
     let setting = &c.proxy.latency;
@@ -179,6 +216,7 @@ fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &La
 
 pub fn exec(args: SearchArgs) -> Result<i32, String> {
     let config = apply_flags(base_config(&args)?, &args)?;
+    announce_table(&config.proxy.latency)?;
     let space = load_space(&config)?;
     let latency = super::latency::service()?;
     let connection = args.broker.as_deref().map(|url| args.auth.connection(url)).transpose()?;

@@ -94,12 +94,14 @@ impl RunFolder {
         }
     }
 
-    /// One line naming the run's setup: strategy, evaluator, target and seed.
+    /// One line naming the run's setup: strategy, evaluator, target, seed, data and latency table.
     pub fn setup_line(&self) -> String {
         let c = &self.config;
         let strategy = serde_json::to_value(c.strategy.kind).ok().and_then(|v| v.as_str().map(String::from));
+        let table =
+            c.proxy.latency.table.as_ref().map_or(String::new(), |t| format!(", latency table {}", t.display()));
         format!(
-            "{} strategy, {} evaluator, target {}, seed {}, data {}",
+            "{} strategy, {} evaluator, target {}, seed {}, data {}{table}",
             strategy.unwrap_or_else(|| "?".into()),
             c.evaluator,
             c.reward.target,
