@@ -181,6 +181,30 @@ fn model_weights(dir: &Path) -> BTreeMap<String, Vec<f64>> {
     ckpt.model_tensors().iter().map(|(name, t)| (name.clone(), flat(t))).collect()
 }
 
+/// What `nas eval` of the checkpoint reports is what `nas train` reported: with `--ema` too,
+/// whose checkpoint serves the averaged weights and BN statistics it was scored with.
+#[test]
+fn nas_eval_reproduces_the_reported_test_accuracy_with_and_without_ema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = tiny_arch(tmp.path());
+    for ema in [None, Some("0.9")] {
+        let dir = tmp.path().join(if ema.is_some() { "ema" } else { "plain" });
+        let mut cmd = nas();
+        cmd.args(["train", "--arch", arg(&arch), "--data", "default", "--subset", "24", "--epochs", "2"]);
+        cmd.args(["--batch", "16", "--seed", "3", "--threads", "2", "--quiet", "--out", arg(&dir)]);
+        if let Some(decay) = ema {
+            cmd.args(["--ema", decay]);
+        }
+        let trained: serde_json::Value = serde_json::from_slice(&ok(run(&mut cmd)).stdout).unwrap();
+        let eval = ok(run(nas().args(["eval", "--checkpoint", arg(&dir), "--threads", "2"])));
+        let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+        assert!(trained["test_accuracy"].is_f64(), "{trained}");
+        assert_eq!(eval["test_accuracy"], trained["test_accuracy"], "--ema {ema:?}");
+        let raw = Checkpoint::read(&dir).unwrap().section("raw");
+        assert_eq!(raw.is_empty(), ema.is_none(), "the training weights are kept apart only with an EMA");
+    }
+}
+
 #[test]
 fn fine_tuning_settings_out_of_range_are_one_line_naming_what_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();

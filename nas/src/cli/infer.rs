@@ -38,7 +38,7 @@ pub fn exec_import_timm(a: ImportTimmArgs) -> Result<i32, String> {
         ema_updates: None,
         data: None,
     };
-    save(&a.out, &net, &record, Vec::new()).map_err(|e| e.to_string())?;
+    save(&a.out, &net.state(), &record).map_err(|e| e.to_string())?;
     eprintln!("wrote {} ({} parameters) to {}", a.model, net.param_count(), a.out.display());
     Ok(0)
 }
