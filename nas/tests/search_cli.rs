@@ -66,10 +66,15 @@ fn a_real_proxy_search_runs_to_completion_and_inspects() {
     let (config, dir) = (tiny_proxy_config(tmp.path()), tmp.path().join("run"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas"));
     cmd.args(["search", "--config", arg(&config), "--evaluator", "proxy", "--data", "default", "--trials", "2"]);
-    cmd.args(["--seed", "5", "--threads", "2", "--target-latency", "5ms", "--quiet", "--out", arg(&dir)]);
+    cmd.args(["--seed", "5", "--threads", "2", "--target-latency", "5ms", "--out", arg(&dir)]);
     let start = Instant::now();
-    ok(run(&mut cmd));
+    let out = ok(run(&mut cmd));
     eprintln!("2 proxy trials: {:?}", start.elapsed());
+    // Stderr is a pipe: one line per finished trial, none from the proxy training inside it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let trial_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("trial ")).collect();
+    assert_eq!(trial_lines.len(), 2, "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("epoch ")), "{stderr}");
 
     let records = journal(&dir);
     assert_eq!(records.len(), 2);
