@@ -56,7 +56,7 @@ fn proxy_checkpoint(dir: &Path) -> PathBuf {
         data: None,
     };
     let ckpt = dir.join("sampled");
-    save(&ckpt, &net, &record, Vec::new()).unwrap();
+    save(&ckpt, &net.state(), &record).unwrap();
     ckpt
 }
 

@@ -1,7 +1,8 @@
 //! `nas train` as a process: each kind of bad input (missing data folder, truncated CIFAR-10
 //! batch, a `.jpg` that is no image, `--init` weights of another architecture) is one error line
 //! naming the file, exit 2 and no run folder; a run SIGKILLed mid-epoch and resumed with
-//! `--resume` ends with the metrics of an uninterrupted run.
+//! `--resume` ends with the metrics of an uninterrupted run; `nas eval` and `nas infer` see the
+//! model and the input size training had.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
@@ -10,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
+use evaluator::data::{resize_image, Interp, Resize, Shape};
+use evaluator::train::checkpoint::{load_tensors, save_tensors};
 use evaluator::train::run_dir::{Checkpoint, Metrics};
 
 use testkit::bytes::noise;
@@ -179,6 +182,71 @@ fn model_weights(dir: &Path) -> BTreeMap<String, Vec<f64>> {
     let ckpt = Checkpoint::read(dir).unwrap();
     let flat = |t: &Tensor| t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
     ckpt.model_tensors().iter().map(|(name, t)| (name.clone(), flat(t))).collect()
+}
+
+/// What `nas eval` of the checkpoint reports is what `nas train` reported: with `--ema` too,
+/// whose checkpoint serves the averaged weights and BN statistics it was scored with.
+#[test]
+fn nas_eval_reproduces_the_reported_test_accuracy_with_and_without_ema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = tiny_arch(tmp.path());
+    for ema in [None, Some("0.9")] {
+        let dir = tmp.path().join(if ema.is_some() { "ema" } else { "plain" });
+        let mut cmd = nas();
+        cmd.args(["train", "--arch", arg(&arch), "--data", "default", "--subset", "24", "--epochs", "2"]);
+        cmd.args(["--batch", "16", "--seed", "3", "--threads", "2", "--quiet", "--out", arg(&dir)]);
+        if let Some(decay) = ema {
+            cmd.args(["--ema", decay]);
+        }
+        let trained: serde_json::Value = serde_json::from_slice(&ok(run(&mut cmd)).stdout).unwrap();
+        let eval = ok(run(nas().args(["eval", "--checkpoint", arg(&dir), "--threads", "2"])));
+        let eval: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+        assert!(trained["test_accuracy"].is_f64(), "{trained}");
+        assert_eq!(eval["test_accuracy"], trained["test_accuracy"], "--ema {ema:?}");
+        let raw = Checkpoint::read(&dir).unwrap().section("raw");
+        assert_eq!(raw.is_empty(), ema.is_none(), "the training weights are kept apart only with an EMA");
+    }
+}
+
+/// The line `nas infer IMAGE` prints for `image` (C x H x W bytes), computed here from the
+/// logits `nas infer --tensor` gives for it, normalised as the checkpoint's data was.
+fn top5_line(ckpt: &Path, image: &[u8], side: usize, label: &Path) -> String {
+    let data = Checkpoint::read(ckpt).unwrap().record.data.unwrap();
+    let x: Vec<f32> = image.iter().map(|&p| (p as f32 / 255.0 - data.mean[0]) / data.std[0]).collect();
+    let x = Tensor::from_vec(x, (1, 1, side, side), &candle_core::Device::Cpu).unwrap();
+    let (input, output) = (ckpt.join("input.safetensors"), ckpt.join("logits.safetensors"));
+    save_tensors(&input, &[("input".into(), x)], None).unwrap();
+    let tensor = ["infer", "--checkpoint", arg(ckpt), "--tensor", arg(&input), "--output", arg(&output)];
+    ok(run(nas().args(tensor)));
+    let logits = &load_tensors(&output).unwrap().0["logits"];
+    let probs = candle_nn::ops::softmax_last_dim(logits).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]));
+    let top: Vec<String> = order.iter().take(5).map(|&i| format!("{} {:.3}", data.class_names[i], probs[i])).collect();
+    format!("{}: {}", label.display(), top.join(", "))
+}
+
+/// Trained on 28 px Fashion-MNIST resized to 16 px batches, the network gets an image at 16 px.
+#[test]
+fn nas_infer_resizes_an_image_as_training_batches_were() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (arch, dir) = (tiny_arch(tmp.path()), tmp.path().join("run"));
+    let train = ["train", "--arch", arg(&arch), "--data", "default", "--subset", "12", "--epochs", "1"];
+    ok(run(nas().args(train).args(["--batch", "16", "--resolution", "16", "--quiet", "--out", arg(&dir)])));
+    assert_eq!(Checkpoint::read(&dir).unwrap().record.data.unwrap().image_size, Some([28, 28]));
+
+    let pixels: Vec<u8> = (0..28 * 28).map(|i| ((i % 28) * 9 + (i / 28) * 5) as u8).collect();
+    let png = tmp.path().join("pattern.png");
+    image::GrayImage::from_raw(28, 28, pixels.clone()).unwrap().save(&png).unwrap();
+    let infer = |extra: &[&str]| {
+        let out = ok(run(nas().args(["infer", "--checkpoint", arg(&dir), arg(&png)]).args(extra)));
+        String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+    };
+    let resize = Resize { height: 16, width: 16, interp: Interp::Bilinear };
+    let at_16 = resize_image(&pixels, Shape::new(1, 28, 28), resize);
+    assert_eq!(infer(&[]), top5_line(&dir, &at_16, 16, &png));
+    assert_eq!(infer(&["--resolution", "28"]), top5_line(&dir, &pixels, 28, &png), "--resolution overrides");
+    assert_ne!(infer(&[]), infer(&["--resolution", "28"]), "the check tells the sizes apart");
 }
 
 #[test]

@@ -1,13 +1,14 @@
-//! `nas search` as a process: SIGKILL at several moments and `--resume` reach the journal of an
-//! uninterrupted run; bad input is one error line, exit 2 and no run folder; an unreachable
-//! latency target is warned about from the lookup table.
+//! `nas search` as a process: the real proxy evaluator runs a tiny search to completion;
+//! SIGKILL at several moments and `--resume` reach the journal of an uninterrupted run; bad
+//! input is one error line, exit 2 and no run folder; an unreachable latency target is warned
+//! about from the lookup table.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use search::results::{read_lines, TrialRecord};
-use testkit::process::run;
+use search::results::{read_lines, Status, Summary, TrialRecord};
+use testkit::process::{arg, ok, run};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -43,6 +44,65 @@ fn journal(dir: &Path) -> Vec<TrialRecord> {
 
 fn lines_in(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("trials.jsonl")).map_or(0, |t| t.lines().count())
+}
+
+/// The shipped defaults cut to seconds a trial: one proxy epoch on 12 images per class at 16 px,
+/// latency predicted at 32 px from a table file in `dir` (missing parts measured into it).
+fn tiny_proxy_config(dir: &Path) -> PathBuf {
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(workspace().join("configs/search.json")).unwrap()).unwrap();
+    c["proxy"] = serde_json::json!({
+        "epochs": 1, "batch": 16, "max_lr": 0.025, "train_per_class": 12, "val_per_class": 4, "resolution": 16,
+        "latency": {"method": "predict", "threads": 1, "resolution": 32, "table": dir.join("table.json")},
+    });
+    let path = dir.join("tiny-proxy.json");
+    std::fs::write(&path, c.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn a_real_proxy_search_runs_to_completion_and_inspects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (config, dir) = (tiny_proxy_config(tmp.path()), tmp.path().join("run"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas"));
+    cmd.args(["search", "--config", arg(&config), "--evaluator", "proxy", "--data", "default", "--trials", "2"]);
+    cmd.args(["--seed", "5", "--threads", "2", "--target-latency", "5ms", "--out", arg(&dir)]);
+    let start = Instant::now();
+    let out = ok(run(&mut cmd));
+    eprintln!("2 proxy trials: {:?}", start.elapsed());
+    // Stderr is a pipe: one line per finished trial, none from the proxy training inside it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let trial_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("trial ")).collect();
+    assert_eq!(trial_lines.len(), 2, "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("epoch ")), "{stderr}");
+
+    let records = journal(&dir);
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        assert_eq!(r.status, Status::Ok, "{r:?}");
+        let e = r.evaluation.as_ref().unwrap();
+        assert!((0.0..=1.0).contains(&e.val_accuracy) && e.latency_ms > 0.0 && e.train_seconds > 0.0, "{e:?}");
+        assert!(e.details["train_loss"].as_f64().is_some_and(f64::is_finite), "{e:?}");
+        assert!(e.macs > 0 && e.params > 0, "{e:?}");
+    }
+    let summary: Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((summary.trials, summary.failed, summary.invalid), (2, 0, 0));
+    let best_id = summary.best_trial.unwrap();
+    let best = space::parse_arch(&std::fs::read(dir.join("best.json")).unwrap(), "best.json").unwrap();
+    let trial = records.iter().find(|r| r.id == best_id).unwrap();
+    assert_eq!(best.provenance.as_ref().and_then(|p| p.reward), Some(trial.reward));
+    assert!(records.iter().all(|r| r.reward <= trial.reward), "best.json is the best trial");
+
+    let out = ok(run(Command::new(env!("CARGO_BIN_EXE_nas")).args(["inspect", arg(&dir), "--json"])));
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["best"][0]["trial"].as_u64(), Some(best_id), "{inspected}");
+    assert_eq!(inspected["best"][0]["reward"].as_f64(), Some(trial.reward));
+    let out = ok(run(Command::new(env!("CARGO_BIN_EXE_nas")).args(["inspect", arg(&dir)])));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("2 of 2 trials (2 evaluated, 0 cached, 0 failed, 0 invalid)") && table.contains("finished"),
+        "{table}"
+    );
 }
 
 /// Kills `child` with SIGKILL once `ready` holds (or the process ends by itself).

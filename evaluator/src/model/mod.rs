@@ -187,6 +187,12 @@ impl MixNet {
         &self.params
     }
 
+    /// Every tensor of the model (parameters and BN running statistics) with its name, as
+    /// [`MixNet::state`] saves them.
+    pub fn tensors(&self) -> Vec<(String, Var)> {
+        self.params.iter().map(|n| (n.name.clone(), n.var.clone())).collect()
+    }
+
     /// The trainable parameters with their names.
     pub fn trainable(&self) -> Vec<(String, Var)> {
         self.params.iter().filter(|n| n.trainable).map(|n| (n.name.clone(), n.var.clone())).collect()

@@ -1,5 +1,7 @@
 //! Exponential moving average of weights (TF `ExponentialMovingAverage`, timm `ModelEmaV2`),
-//! kept as f32 shadow copies keyed by name and swapped into the model for evaluation.
+//! kept as f32 shadow copies keyed by name and swapped into the model for evaluation. Both
+//! average the BN running statistics with the parameters (TF adds its `moving_vars`, timm
+//! averages every state-dict entry), so the trainer hands it every model tensor.
 
 use std::collections::HashMap;
 
@@ -7,7 +9,7 @@ use candle_core::{bail, DType, Device, Result, Tensor, Var};
 
 use super::optim::{mutate_f32, read_f32};
 
-/// Shadow weights; pass the same `(name, Var)` list (parameters and BN statistics) every time.
+/// Shadow values of a fixed `(name, Var)` list, passed the same every time.
 pub struct Ema {
     decay: f64,
     warmup: bool,

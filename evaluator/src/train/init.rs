@@ -19,7 +19,7 @@ fn read_source(source: &Path, arch: &space::Arch) -> Result<HashMap<String, Tens
         let path = source.join("model.safetensors");
         let mut t = candle_core::safetensors::load(&path, &Device::Cpu)
             .map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
-        // Optimiser buffers and EMA shadows live under `optim/` and `ema/`.
+        // Optimiser buffers and an EMA run's training weights live under `optim/` and `raw/`.
         t.retain(|k, _| !k.contains('/'));
         Ok(t)
     } else {

@@ -1,9 +1,11 @@
 //! A training run on disk: [`train_to_dir`] (behind `nas train`) writes, after every epoch and
-//! atomically, `model.safetensors` (weights, optimiser buffers under `optim/`, EMA shadows under
-//! `ema/`, and the checkpoint record in the header), a readable `checkpoint.json` copy of that
-//! record, and `metrics.json`. The safetensors file is the unit of truth: one rename makes
-//! weights and record consistent, so a run killed at any instant resumes from its last whole
-//! epoch, and the resumed run ends where an unbroken one would.
+//! atomically, `model.safetensors` (the served model, optimiser buffers under `optim/`, and the
+//! checkpoint record in the header), a readable `checkpoint.json` copy of that record, and
+//! `metrics.json`. The served model is the one whose accuracy is reported: with an EMA, the
+//! averaged weights and BN statistics, while the weights being trained, which a resume needs,
+//! go under `raw/`. The safetensors file is the unit of truth: one rename makes weights and
+//! record consistent, so a run killed at any instant resumes from its last whole epoch, and the
+//! resumed run ends where an unbroken one would.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -60,24 +62,23 @@ pub fn model_path(dir: &Path) -> PathBuf {
     dir.join("model.safetensors")
 }
 
-/// Writes weights (+ optimiser and EMA state when given) and the record, atomically.
-pub fn save(dir: &Path, net: &MixNet, record: &CheckpointRecord, extra: Vec<(String, Tensor)>) -> Result<()> {
+/// Writes `tensors` (the served model, then any sections) and the record, atomically.
+pub fn save(dir: &Path, tensors: &[(String, Tensor)], record: &CheckpointRecord) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let json = serde_json::to_string_pretty(record).map_err(Error::wrap)?;
-    let mut tensors = net.state();
-    tensors.extend(extra);
     let meta = HashMap::from([(RECORD_KEY.to_string(), json.clone())]);
-    save_tensors(&model_path(dir), &tensors, Some(meta))?;
+    save_tensors(&model_path(dir), tensors, Some(meta))?;
     write_atomic(&dir.join("checkpoint.json"), (json + "\n").as_bytes()).map_err(|e| io_err(dir, e))
 }
 
 /// Saves a trainer's whole state after an epoch.
 pub fn save_trainer(dir: &Path, t: &Trainer, data: &DataRecord) -> Result<()> {
-    let (state, mut extra) = t.optimizer.export()?;
-    extra.iter_mut().for_each(|(n, _)| *n = format!("optim/{n}"));
-    if let Some(ema) = &t.ema {
-        extra.extend(ema.tensors(&t.net.trainable())?.into_iter().map(|(n, v)| (format!("ema/{n}"), v)));
+    let (state, optim) = t.optimizer.export()?;
+    let mut tensors = t.served_state()?;
+    if t.ema.is_some() {
+        tensors.extend(t.net.state().into_iter().map(|(n, v)| (format!("{RAW}/{n}"), v)));
     }
+    tensors.extend(optim.into_iter().map(|(n, v)| (format!("optim/{n}"), v)));
     let record = CheckpointRecord {
         format: CHECKPOINT_FORMAT.into(),
         arch: t.net.arch().clone(),
@@ -88,8 +89,11 @@ pub fn save_trainer(dir: &Path, t: &Trainer, data: &DataRecord) -> Result<()> {
         ema_updates: t.ema.as_ref().map(|e| e.updates()),
         data: Some(data.clone()),
     };
-    save(dir, &t.net, &record, extra)
+    save(dir, &tensors, &record)
 }
+
+/// The section holding the weights being trained where the served ones are an EMA.
+const RAW: &str = "raw";
 
 /// A loaded checkpoint: the record and every tensor in the file.
 pub struct Checkpoint {
@@ -126,7 +130,7 @@ impl Checkpoint {
         self.tensors.iter().filter_map(|(k, v)| k.strip_prefix(&p).map(|n| (n.to_string(), v.clone()))).collect()
     }
 
-    /// The model tensors (no `optim/` or `ema/` sections).
+    /// The served model's tensors (no `optim/` or `raw/` sections).
     pub fn model_tensors(&self) -> HashMap<String, Tensor> {
         self.tensors.iter().filter(|(k, _)| !k.contains('/')).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
@@ -144,12 +148,19 @@ impl Checkpoint {
         if &self.record.arch != t.net.arch() {
             return Err(io_err(&path, "the checkpoint is of another architecture than this run"));
         }
-        t.net.load_named(&self.model_tensors()).map_err(|e| io_err(&path, e))?;
+        match (&mut t.ema, self.record.ema_updates) {
+            (Some(ema), Some(updates)) => {
+                let raw = self.section(RAW);
+                if raw.is_empty() {
+                    return Err(io_err(&path, "an EMA checkpoint without its `raw/` training weights cannot resume (written by an older mixnas?); train it again"));
+                }
+                t.net.load_named(&raw).map_err(|e| io_err(&path, e))?;
+                ema.load(&self.model_tensors(), updates).map_err(|e| io_err(&path, e))?;
+            }
+            _ => t.net.load_named(&self.model_tensors()).map_err(|e| io_err(&path, e))?,
+        }
         if let Some(state) = &self.record.optimizer {
             t.optimizer.import(state, &self.section("optim"))?;
-        }
-        if let (Some(ema), Some(updates)) = (&mut t.ema, self.record.ema_updates) {
-            ema.load(&self.section("ema"), updates)?;
         }
         t.epoch = self.record.epoch;
         Ok(())
@@ -249,19 +260,8 @@ mod tests {
         let whole = tempfile::tempdir().unwrap();
         let a = train_to_dir(&mixnet_s_prefix(4), &data, &cfg, whole.path(), false, true).unwrap();
 
-        // Stop after one epoch, as a killed run leaves its directory, then resume.
         let broken = tempfile::tempdir().unwrap();
-        let mut t = Trainer::new(
-            &mixnet_s_prefix(4),
-            cfg.clone(),
-            data.train_loader(16, 11, None),
-            Some(data.eval_loader(&data.val, 64, None)),
-        )
-        .unwrap();
-        let first = t.run_epoch(&progress_bar(true)).unwrap().unwrap();
-        save_trainer(broken.path(), &t, &data.record).unwrap();
-        write_metrics(broken.path(), &Metrics { epochs: vec![first], ..Default::default() }).unwrap();
-        let b = train_to_dir(&mixnet_s_prefix(4), &data, &cfg, broken.path(), true, true).unwrap();
+        let b = stopped_and_resumed(&data, &cfg, broken.path());
 
         let key =
             |m: &Metrics| m.epochs.iter().map(|e| (e.train_loss, e.train_accuracy, e.val_accuracy)).collect::<Vec<_>>();
@@ -270,6 +270,43 @@ mod tests {
         let (wa, wb) = (Checkpoint::read(whole.path()).unwrap(), Checkpoint::read(broken.path()).unwrap());
         let w = "classifier.weight";
         assert_eq!(max_abs_diff(&wa.tensors[w], &wb.tensors[w]), 0.0);
+    }
+
+    /// A run stopped after its first epoch, as a kill leaves it, then resumed to the end.
+    fn stopped_and_resumed(data: &PreparedData, cfg: &TrainConfig, dir: &Path) -> Metrics {
+        let val = Some(data.eval_loader(&data.val, 64, None));
+        let mut t = Trainer::new(&mixnet_s_prefix(4), cfg.clone(), data.train_loader(16, cfg.seed, None), val).unwrap();
+        let first = t.run_epoch(&progress_bar(true)).unwrap().unwrap();
+        save_trainer(dir, &t, &data.record).unwrap();
+        write_metrics(dir, &Metrics { epochs: vec![first], ..Default::default() }).unwrap();
+        train_to_dir(&mixnet_s_prefix(4), data, cfg, dir, true, true).unwrap()
+    }
+
+    #[test]
+    fn with_an_ema_the_checkpoint_serves_the_averages_and_resumes_exactly() {
+        let data = small_data();
+        let cfg = TrainConfig { ema_decay: Some(0.9), ..TrainConfig::one_cycle(2, 16, 0.05, 5) };
+        let whole = tempfile::tempdir().unwrap();
+        let a = train_to_dir(&mixnet_s_prefix(4), &data, &cfg, whole.path(), false, true).unwrap();
+        let ckpt = Checkpoint::read(whole.path()).unwrap();
+        let served = ckpt.network(whole.path()).unwrap();
+        let test = data.eval_loader(&data.test, 256, None);
+        assert_eq!(Some(super::super::trainer::accuracy(&served, &test).unwrap()), a.test_accuracy);
+        // The averages, BN statistics included, are not the weights kept for resuming.
+        let raw = ckpt.section(RAW);
+        assert_eq!(raw.len(), ckpt.model_tensors().len());
+        for name in ["stem.bn.running_mean", "head.bn.running_var", "classifier.weight"] {
+            assert!(max_abs_diff(&ckpt.tensors[name], &raw[name]) > 0.0, "{name}: served = raw");
+        }
+
+        let broken = tempfile::tempdir().unwrap();
+        let b = stopped_and_resumed(&data, &cfg, broken.path());
+        assert_eq!(a.test_accuracy, b.test_accuracy);
+        let again = Checkpoint::read(broken.path()).unwrap();
+        assert_eq!(again.tensors.len(), ckpt.tensors.len());
+        for (name, t) in &ckpt.tensors {
+            assert_eq!(max_abs_diff(t, &again.tensors[name]), 0.0, "{name}");
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub struct TrainConfig {
     pub optimizer: OptimizerConfig,
     pub schedule: LrSchedule,
     pub label_smoothing: f64,
-    /// Weight EMA decay (evaluation uses the averaged weights); `None` for no EMA.
+    /// EMA decay of the weights and BN statistics (evaluation and the saved model use the
+    /// averages); `None` for no EMA.
     pub ema_decay: Option<f64>,
     pub seed: u64,
     /// Fine-tuning: starting weights (a checkpoint directory or a timm `.safetensors`).
@@ -154,7 +155,7 @@ impl Trainer {
             optimizer.set_lr_scale(|name| if name.starts_with("classifier.") { 1.0 } else { scale })?;
         }
         let ema = match config.ema_decay {
-            Some(d) => Some(Ema::new(&net.trainable(), d, true)?),
+            Some(d) => Some(Ema::new(&net.tensors(), d, true)?),
             None => None,
         };
         Ok(Self { net, source_arch: source_arch.clone(), optimizer, ema, config, epoch: 0, train, val })
@@ -169,7 +170,7 @@ impl Trainer {
         let epoch = self.epoch;
         let steps = self.steps_per_epoch();
         let mut rng = StdRng::seed_from_u64(self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let params = self.net.trainable();
+        let tensors = self.net.tensors();
         let (net, optimizer, ema) = (&self.net, &mut self.optimizer, &mut self.ema);
         let smoothing = self.config.label_smoothing;
         let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
@@ -188,7 +189,7 @@ impl Trainer {
                 }
                 optimizer.step(&loss.backward()?, lr)?;
                 if let Some(ema) = ema.as_mut() {
-                    ema.update(&params)?;
+                    ema.update(&tensors)?;
                 }
                 Ok(Some((logits, loss_value)))
             })?;
@@ -224,17 +225,26 @@ impl Trainer {
         }))
     }
 
-    /// Top-1 accuracy on `loader` in eval mode, with the EMA weights when there are any.
+    /// Top-1 accuracy on `loader` in eval mode, with the EMA weights and statistics when there
+    /// are any (the model a checkpoint serves).
     pub fn accuracy(&mut self, loader: &Loader) -> Result<f64> {
-        let params = self.net.trainable();
+        let tensors = self.net.tensors();
         if let Some(ema) = &mut self.ema {
-            ema.swap(&params)?;
+            ema.swap(&tensors)?;
         }
         let result = accuracy(&self.net, loader);
         if let Some(ema) = &mut self.ema {
-            ema.swap(&params)?;
+            ema.swap(&tensors)?;
         }
         result
+    }
+
+    /// The tensors a checkpoint serves: the EMA's when there is one, else the model's own.
+    pub fn served_state(&self) -> Result<Vec<(String, Tensor)>> {
+        match &self.ema {
+            Some(ema) => ema.tensors(&self.net.tensors()),
+            None => Ok(self.net.state()),
+        }
     }
 }
 

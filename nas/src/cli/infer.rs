@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use clap::Args;
+use evaluator::data::{resize_image, Interp, Resize, Shape};
 use evaluator::train::checkpoint::{load_tensors, save_tensors};
 use evaluator::train::run_dir::{save, Checkpoint, CheckpointRecord, CHECKPOINT_FORMAT};
 
@@ -38,7 +39,7 @@ pub fn exec_import_timm(a: ImportTimmArgs) -> Result<i32, String> {
         ema_updates: None,
         data: None,
     };
-    save(&a.out, &net, &record, Vec::new()).map_err(|e| e.to_string())?;
+    save(&a.out, &net.state(), &record).map_err(|e| e.to_string())?;
     eprintln!("wrote {} ({} parameters) to {}", a.model, net.param_count(), a.out.display());
     Ok(0)
 }
@@ -57,7 +58,8 @@ pub struct InferArgs {
     /// Images to classify (prints the top-5 classes of each).
     #[arg(required_unless_present = "tensor")]
     pub images: Vec<PathBuf>,
-    /// Image size fed to the network [default: the training size, or 224 for imported weights].
+    /// Image size fed to the network [default: the size training batches had, or 224 for
+    /// imported weights].
     #[arg(long)]
     pub resolution: Option<usize>,
     #[arg(long, default_value_t = 1)]
@@ -76,19 +78,21 @@ pub fn exec_infer(a: InferArgs) -> Result<i32, String> {
         save_tensors(&out, &[("logits".into(), logits)], None).map_err(|e| e.to_string())?;
         return Ok(0);
     }
-    let (mean, std, names, res) = match &ckpt.record.data {
-        Some(d) => (d.mean.clone(), d.std.clone(), d.class_names.clone(), None),
+    let (mean, std, names) = match &ckpt.record.data {
+        Some(d) => (d.mean.clone(), d.std.clone(), d.class_names.clone()),
         // Imported ImageNet weights: timm's normalisation; class indices stand for names.
         None => (
             vec![0.485, 0.456, 0.406],
             vec![0.229, 0.224, 0.225],
             (0..net.arch().classes).map(|i| format!("class {i}")).collect(),
-            Some(224),
         ),
     };
-    let res = a.resolution.or(res);
+    let sizes = match a.resolution {
+        Some(r) => vec![[r, r]],
+        None => training_sizes(&ckpt.record),
+    };
     for path in &a.images {
-        let x = image_tensor(path, net.arch().stem.in_ch, res, &mean, &std)?;
+        let x = image_tensor(path, net.arch().stem.in_ch, &sizes, &mean, &std)?;
         let logits = net.forward_eval(&x).map_err(|e| e.to_string())?;
         let probs = candle_nn::ops::softmax_last_dim(&logits).and_then(|p| p.flatten_all()?.to_vec1::<f32>());
         let probs = probs.map_err(|e| e.to_string())?;
@@ -100,26 +104,37 @@ pub fn exec_infer(a: InferArgs) -> Result<i32, String> {
     Ok(0)
 }
 
-/// Decodes an image into a `[1, C, H, W]` tensor normalised as the data module does (grey or RGB as the network wants).
+/// The sizes (height, width) an image went through in training, in order: the stored size of
+/// the data (image folders resize every file to it), then the run's `--resolution`. Imported
+/// ImageNet weights take 224 px; a checkpoint of an older version without its stored size, the
+/// resolution alone.
+fn training_sizes(record: &CheckpointRecord) -> Vec<[usize; 2]> {
+    let Some(data) = &record.data else { return vec![[224, 224]] };
+    let resolution = record.train.as_ref().and_then(|t| t.resolution).map(|r| [r, r]);
+    data.image_size.into_iter().chain(resolution).collect()
+}
+
+/// Decodes an image into a `[1, C, H, W]` tensor (grey or RGB as the network wants), resized
+/// through `sizes` with the data module's bilinear resampling and normalised as it does.
 fn image_tensor(
     path: &PathBuf,
     channels: usize,
-    res: Option<usize>,
+    sizes: &[[usize; 2]],
     mean: &[f32],
     std: &[f32],
 ) -> Result<Tensor, String> {
     let img = image::open(path).map_err(|e| format!("{}: not a readable image ({e})", path.display()))?;
-    let img = match res {
-        Some(r) => img.resize_exact(r as u32, r as u32, image::imageops::FilterType::Triangle),
-        None => img,
-    };
-    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut shape = Shape::new(channels, img.height() as usize, img.width() as usize);
     let raw: Vec<u8> = if channels == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
-    let mut data = vec![0f32; channels * h * w];
-    for (i, px) in raw.chunks(channels).enumerate() {
-        for c in 0..channels {
-            data[c * h * w + i] = (px[c] as f32 / 255.0 - mean[c]) / std[c];
+    let plane = shape.height * shape.width;
+    let mut pixels: Vec<u8> = (0..channels * plane).map(|i| raw[(i % plane) * channels + i / plane]).collect();
+    for &[height, width] in sizes {
+        if [height, width] != [shape.height, shape.width] {
+            pixels = resize_image(&pixels, shape, Resize { height, width, interp: Interp::Bilinear });
+            shape = Shape::new(channels, height, width);
         }
     }
-    Tensor::from_vec(data, (1, channels, h, w), &Device::Cpu).map_err(|e| e.to_string())
+    let plane = shape.height * shape.width;
+    let data = pixels.iter().enumerate().map(|(i, &p)| (p as f32 / 255.0 - mean[i / plane]) / std[i / plane]);
+    Tensor::from_vec(data.collect(), (1, channels, shape.height, shape.width), &Device::Cpu).map_err(|e| e.to_string())
 }
