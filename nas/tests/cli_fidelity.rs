@@ -168,3 +168,70 @@ fn synflow_scores_keep_their_raw_value_and_order() {
         }
     }
 }
+
+fn space_file() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/space-nas-bench-macro.json").display().to_string()
+}
+
+#[test]
+fn the_space_file_holds_6561_codes_judged_at_32_px() {
+    let out = nas(&["space", "--config", &space_file()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.lines().next().unwrap().contains("8 decisions, 6,561 architectures, judged at 32x32"), "{text}");
+    assert!(text.contains("row2.layer") && text.contains("identity | mb3_k3_relu | mb6_k5_relu"), "{text}");
+    let v = stdout_json(&nas(&["space", "--config", &space_file(), "--json"]));
+    assert_eq!((&v["size"], &v["resolution"]), (&serde_json::json!(6561), &serde_json::json!(32)));
+}
+
+/// A table-evaluator search over the space file: latency at the space's 32 px, every trial's
+/// accuracy the dev entry of its code, and codes outside the dev half failed trials.
+#[test]
+fn a_table_search_over_the_space_file_reads_the_benchmark_at_32_px() {
+    let Some(dev) = dev_file() else { return };
+    let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dev).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let table = format!("table:{}", dev.display());
+    let args = ["--space", &space_file(), "--evaluator", &table, "--strategy", "random", "--trials", "12"];
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/search.json");
+    let out = testkit::process::run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nas"))
+            .arg("search")
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .args(["--target-latency", "5ms", "--quiet", "--out"])
+            .arg(&run),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failed =
+        stderr.lines().find_map(|l| l.split(" trials (").nth(1)?.split(" failed").next()?.parse::<usize>().ok());
+    // Exit 1 says some trials failed: here, codes the dev half lacks.
+    assert_eq!(out.status.code(), Some(if failed > Some(0) { 1 } else { 0 }), "{stderr}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["proxy"]["latency"]["resolution"], 32);
+    let trials = std::fs::read_to_string(run.join("trials.jsonl")).unwrap();
+    let mut ok = 0;
+    for line in trials.lines() {
+        let t: serde_json::Value = serde_json::from_str(line).unwrap();
+        let code = t["arch"]["name"].as_str().unwrap().strip_prefix("nas-bench-macro:").unwrap().to_string();
+        match truth.get(&code) {
+            Some(entry) if t["status"] != "cached" => {
+                ok += 1;
+                let got = t["evaluation"]["val_accuracy"].as_f64().unwrap();
+                assert!((got - entry["mean_acc"].as_f64().unwrap() / 100.0).abs() < 1e-12, "{code}");
+                assert_eq!(t["evaluation"]["macs"], entry["flops"], "{code}");
+            }
+            Some(_) => {}
+            None => {
+                assert!(t["status"] == "failed" || t["cached_from"].is_u64(), "{code}: {t}");
+            }
+        }
+    }
+    assert_eq!(trials.lines().count(), 12);
+    assert!(ok > 0, "{trials}");
+    let missing = trials.lines().filter(|l| l.contains("\"status\":\"failed\"")).count();
+    assert_eq!(failed, Some(missing), "{stderr}");
+}

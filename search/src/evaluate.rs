@@ -8,15 +8,15 @@
 mod executor;
 mod surrogate;
 mod table;
-mod zero_cost;
 mod table_latency;
+mod zero_cost;
 
 pub(crate) use executor::evaluate_guarded;
 pub use executor::LocalPool;
 pub use surrogate::{surrogate_accuracy, surrogate_latency_ms, SurrogateEvaluator};
 pub use table::TableEvaluator;
-pub use zero_cost::ZeroCostEvaluator;
 pub use table_latency::TableLatency;
+pub use zero_cost::ZeroCostEvaluator;
 
 use serde::{Deserialize, Serialize};
 

@@ -120,6 +120,17 @@ pub struct ProxySettings {
     pub latency: LatencySetting,
 }
 
+impl ProxySettings {
+    /// A space with its own resolution (NAS-Bench-Macro's 32 px) is judged there: latency is
+    /// measured and predicted at it, and the proxy trains at it unless the config sets a side.
+    pub fn follow_space(&mut self, space: &SearchSpace) {
+        if let Some(r) = space.resolution {
+            self.latency.resolution = r;
+            self.resolution = self.resolution.or(Some(r));
+        }
+    }
+}
+
 impl Default for ProxySettings {
     fn default() -> Self {
         let p = ProxyConfig::default();

@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod cost;
 pub mod family;
+pub mod layers;
 pub mod load;
 pub mod presets;
 pub mod scale;
@@ -19,5 +20,5 @@ pub use cost::{cost, Cost, CostReport};
 pub use family::CodeRule;
 pub use load::{load_arch, parse_arch, ArchError};
 pub use scale::Partition;
-pub use searchspace::{Decision, SearchSpace};
+pub use searchspace::{Decision, SearchSpace, SpaceRow};
 pub use table::{Base, Pick, Row};

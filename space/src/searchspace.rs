@@ -1,28 +1,32 @@
-//! The search space: an ordered list of named categorical decisions over a fixed skeleton
-//! (MnasNet's factorised hierarchical space with MixNet's options, reference section 4.1).
+//! The search space: an ordered list of named categorical decisions over rows of fixed `in`,
+//! `out` and `stride` (MnasNet's factorised hierarchical space with MixNet's options, reference
+//! section 4.1), on a `base` (stem, head, classes, dropout, padding, BN) and, optionally, the
+//! resolution its networks are judged at (format: docs/spaces.md).
 //!
-//! The skeleton is a `base` (stem, head, classes, dropout, padding, BN) and an ordered list of
-//! rows with fixed `in`, `out` and `stride`. Each row lists the values it may take for kernels,
-//! expand, expand/project groups, SE, activation and layers (repeats). Every list with more than
-//! one value is a [`Decision`] named `row<N>.<field>` (N from 1). All layers of a row are the
-//! same block; the first takes the row's stride and input width (reference section 2.1). Rows
-//! are the block-table [`Row`]s that presets use too, and decode with the same [`Row::blocks`].
+//! A field row lists the values it may take for kernels, expand, expand/project groups, SE,
+//! activation and layers (repeats). Every list with more than one value is a [`Decision`]
+//! named `row<N>.<field>` (N from 1). All layers of a row are the same block; the first takes
+//! the row's stride and input width (reference section 2.1). Field rows are the block-table
+//! [`Row`]s that presets use too, and decode with the same [`Row::blocks`]. A layer row
+//! ([`LayerRow`]) offers whole layers instead, identity included; its decision is `row<N>.layer`.
 //!
 //! One choice vector decodes to one [`Arch`]; `encode` inverts `decode` on the canonical vector.
 //! Canonical means: when expand is 1 there is no expansion conv, so `expand_groups` is moot and
-//! its choice is the index of the value 1 (or 0 when 1 is not listed). `sample` draws uniformly
-//! over distinct architectures and returns canonical vectors; `log10_size` counts distinct
-//! architectures.
+//! its choice is the index of the value 1 (or 0 when 1 is not listed). Layer choices are never
+//! canonicalised: a benchmark's codes are its points even where two build one network. `sample`
+//! draws uniformly over points and returns canonical vectors; `log10_size` counts points.
 //!
 //! A decoded arch is named `<space>:<id>`, where `id` has one base-36 digit per decision (the
-//! canonical choices), so equal architectures get equal names and the name gives back the point.
+//! canonical choices), so the name gives back the point (`nas-bench-macro:02012100`).
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::{Arch, Block, Stem};
+use crate::layers::{Layer, LayerRow};
 use crate::load::ArchError;
 use crate::table::{Base, Row};
 use crate::table::{Field, Pick, Written, FIELDS};
@@ -46,6 +50,14 @@ pub struct Decision {
     pub options: Vec<String>,
 }
 
+/// One row of a space: options per field of a repeated block, or whole-layer alternatives.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SpaceRow {
+    Fields(Row),
+    Layers(LayerRow),
+}
+
 /// A search space loaded from `configs/space-mixnet.json` or a user file.
 #[derive(Clone, Debug)]
 pub struct SearchSpace {
@@ -55,9 +67,26 @@ pub struct SearchSpace {
     /// The file it came from, for messages.
     pub source: String,
     pub base: Base,
-    rows: Vec<Row>,
-    /// For each decision, the row and field it sets.
-    slots: Vec<(usize, Field)>,
+    /// The input side its networks are judged at (set on every decoded arch), if the space has
+    /// one; latency and proxy training follow it.
+    pub resolution: Option<usize>,
+    rows: Vec<SpaceRow>,
+    /// What each decision sets.
+    slots: Vec<Slot>,
+}
+
+/// What a decision sets: a field of a field row, or the layer of a layer row.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    Field(usize, Field),
+    Layer(usize),
+}
+
+/// What one row is set to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Choice {
+    Fields(Pick),
+    Layer(usize),
 }
 
 /// What a search space adds to a row: which fields are decisions, canonical picks, counting and
@@ -94,6 +123,18 @@ impl Row {
         (self.block(&p, true) == *b).then_some(p)
     }
 
+    /// The canonical pick whose layers begin `blocks`, and how many blocks they are. Rows after
+    /// a layers choice change width or stride (checked at load), so counting identical repeats
+    /// cannot eat into the next row.
+    fn find_layers(&self, blocks: &[Block]) -> Option<(Pick, usize)> {
+        let mut p = self.find(blocks.first()?)?;
+        let repeat = self.block(&p, false);
+        let max = self.layers.iter().copied().max().unwrap_or(1);
+        let n = 1 + blocks[1..].iter().take(max - 1).take_while(|b| **b == repeat).count();
+        p[Field::Layers] = self.layers.iter().position(|&l| l == n)?;
+        Some((p, n))
+    }
+
     /// Distinct architectures of this row: expand 1 does not multiply by the expand groups.
     fn distinct(&self) -> f64 {
         let eg = self.expand_groups.len() as f64;
@@ -114,6 +155,68 @@ impl Row {
             r -= weight(e);
         }
         unreachable!("r is below the total weight")
+    }
+}
+
+impl SpaceRow {
+    pub fn in_ch(&self) -> usize {
+        match self {
+            SpaceRow::Fields(r) => r.in_ch,
+            SpaceRow::Layers(r) => r.in_ch,
+        }
+    }
+
+    pub fn out(&self) -> usize {
+        match self {
+            SpaceRow::Fields(r) => r.out,
+            SpaceRow::Layers(r) => r.out,
+        }
+    }
+
+    pub fn stride(&self) -> usize {
+        match self {
+            SpaceRow::Fields(r) => r.stride,
+            SpaceRow::Layers(r) => r.stride,
+        }
+    }
+
+    fn first_choice(&self) -> Choice {
+        match self {
+            SpaceRow::Fields(_) => Choice::Fields(Pick::default()),
+            SpaceRow::Layers(_) => Choice::Layer(0),
+        }
+    }
+
+    fn blocks(&self, choice: &Choice) -> Vec<Block> {
+        match (self, choice) {
+            (SpaceRow::Fields(row), Choice::Fields(p)) => row.blocks(p),
+            (SpaceRow::Layers(row), &Choice::Layer(i)) => row.block(i).into_iter().collect(),
+            _ => unreachable!("choices are made per row kind"),
+        }
+    }
+
+    /// The choices of this row that begin `blocks`, with how many blocks each takes. A layer
+    /// row lists absent identities last, so unnamed networks get identities after blocks
+    /// (as `family::nas_bench_macro_code` gives them).
+    fn matches(&self, blocks: &[Block]) -> Vec<(Choice, usize)> {
+        match self {
+            SpaceRow::Fields(row) => row.find_layers(blocks).map(|(p, n)| (Choice::Fields(p), n)).into_iter().collect(),
+            SpaceRow::Layers(row) => {
+                let at = |i: usize| row.block(i).map(|b| (blocks.first() == Some(&b)).then_some((Choice::Layer(i), 1)));
+                let present = (0..row.layer.len()).filter_map(|i| at(i).flatten());
+                let absent = (0..row.layer.len()).filter(|&i| at(i).is_none()).map(|i| (Choice::Layer(i), 0));
+                present.chain(absent).collect()
+            }
+        }
+    }
+
+    /// log10 of the row's points: distinct architectures of a field row, alternatives of a
+    /// layer row (which may build the same network in different codes, as benchmarks have them).
+    fn log10_size(&self) -> f64 {
+        match self {
+            SpaceRow::Fields(row) => row.distinct().log10(),
+            SpaceRow::Layers(row) => (row.layer.len() as f64).log10(),
+        }
     }
 }
 
@@ -148,15 +251,28 @@ impl SearchSpace {
         });
         let (rows, inherited) = file::resolve_rows(&file).map_err(|(f, m)| error(source, &f, m))?;
         check::rows(&file.base, &rows, &inherited).map_err(|(f, m)| error(source, &f, m))?;
+        if file.resolution == Some(0) {
+            return Err(error(source, "resolution", "must be at least 1 (pixels), or null".into()));
+        }
         let mut slots = Vec::new();
         let mut decisions = Vec::new();
         for (r, row) in rows.iter().enumerate() {
-            for f in FIELDS.into_iter().filter(|&f| row.varies(f)) {
-                slots.push((r, f));
-                decisions.push(Decision { name: format!("row{}.{}", r + 1, f.key()), options: row.labels(f) });
+            match row {
+                SpaceRow::Fields(row) => {
+                    for f in FIELDS.into_iter().filter(|&f| row.varies(f)) {
+                        slots.push(Slot::Field(r, f));
+                        decisions.push(Decision { name: format!("row{}.{}", r + 1, f.key()), options: row.labels(f) });
+                    }
+                }
+                SpaceRow::Layers(row) if row.layer.len() > 1 => {
+                    slots.push(Slot::Layer(r));
+                    decisions.push(Decision { name: format!("row{}.layer", r + 1), options: row.labels() });
+                }
+                SpaceRow::Layers(_) => {}
             }
         }
-        Ok(SearchSpace { decisions, name, source: source.to_string(), base: file.base, rows, slots })
+        let resolution = file.resolution;
+        Ok(SearchSpace { decisions, name, source: source.to_string(), base: file.base, resolution, rows, slots })
     }
 
     /// The same space decoding to `classes` outputs (for proxy data sets).
@@ -171,7 +287,7 @@ impl SearchSpace {
         self
     }
 
-    pub fn rows(&self) -> &[Row] {
+    pub fn rows(&self) -> &[SpaceRow] {
         &self.rows
     }
 
@@ -180,42 +296,69 @@ impl SearchSpace {
         self.decisions.iter().map(|d| d.options.len()).collect()
     }
 
-    /// log10 of the number of distinct architectures in the space.
+    /// log10 of the number of points: distinct architectures, except that each alternative of
+    /// a layer row counts (a benchmark's codes are points even where two build one network).
     pub fn log10_size(&self) -> f64 {
-        self.rows.iter().map(|r| r.distinct().log10()).sum()
+        self.rows.iter().map(SpaceRow::log10_size).sum()
     }
 
     /// Decodes one choice vector into an architecture; wrong length or an index out of range
     /// is an error naming the decision. Any in-range vector decodes, canonical or not.
     pub fn decode(&self, choices: &[usize]) -> Result<Arch, ArchError> {
         let picks = self.picks(choices)?;
-        let blocks = self.rows.iter().zip(&picks).flat_map(|(row, p)| row.blocks(p)).collect();
-        let arch = self.base.arch(Some(format!("{}:{}", self.name, self.id(&picks))), blocks);
+        let blocks = self.rows.iter().zip(&picks).flat_map(|(row, c)| row.blocks(c)).collect();
+        let mut arch = self.base.arch(Some(format!("{}:{}", self.name, self.id(&picks))), blocks);
+        arch.resolution = self.resolution;
         // The rows were checked at load; this catches a base overridden into something invalid.
         validate(&arch).map_err(|(field, message)| self.error(&field, message))?;
         Ok(arch)
     }
 
-    /// The choice vector of `arch`, or `None` when it is not a point of this space. `name` and
-    /// `provenance` are ignored; everything else must match exactly.
+    /// The choice vector of `arch`, or `None` when it is not a point of this space. Everything
+    /// but `name` and `provenance` must match exactly; where several points build `arch`, the
+    /// one its name (`<space>:<id>`) gives is taken, else identities go last.
     pub fn encode(&self, arch: &Arch) -> Option<Vec<usize>> {
-        if Base::of(arch) != self.base {
+        if Base::of(arch) != self.base || arch.resolution != self.resolution {
             return None;
         }
-        let mut pos = 0;
-        let mut picks = Vec::with_capacity(self.rows.len());
-        for row in &self.rows {
-            let mut p = row.find(arch.blocks.get(pos)?)?;
-            // Rows after a layers choice change width or stride (checked at load), so counting
-            // identical repeats cannot eat into the next row.
-            let repeat = row.block(&p, false);
-            let max = row.layers.iter().copied().max().unwrap_or(1);
-            let n = 1 + arch.blocks[pos + 1..].iter().take(max - 1).take_while(|b| **b == repeat).count();
-            p[Field::Layers] = row.layers.iter().position(|&l| l == n)?;
-            picks.push(p);
-            pos += n;
+        if let Some(choices) = self.named_point(arch) {
+            return Some(choices);
         }
-        (pos == arch.blocks.len()).then(|| self.choices(&picks))
+        let picks = self.encode_from(&arch.blocks, 0, 0, &mut HashSet::new())?;
+        Some(self.choices(&picks))
+    }
+
+    /// The point `arch`'s name gives, if it builds `arch`'s blocks.
+    fn named_point(&self, arch: &Arch) -> Option<Vec<usize>> {
+        let id = arch.name.as_deref()?.strip_prefix(self.name.as_str())?.strip_prefix(':')?;
+        let choices: Vec<usize> = id.bytes().map(|b| DIGITS.iter().position(|&d| d == b)).collect::<Option<_>>()?;
+        let decoded = self.decode(&choices).ok()?;
+        (decoded.blocks == arch.blocks).then(|| self.canonical(&choices).ok()).flatten()
+    }
+
+    /// The choices of rows `r..` that build `blocks[pos..]`; `failed` remembers dead ends, so
+    /// the search is linear in rows times blocks.
+    fn encode_from(
+        &self,
+        blocks: &[Block],
+        r: usize,
+        pos: usize,
+        failed: &mut HashSet<(usize, usize)>,
+    ) -> Option<Vec<Choice>> {
+        if r == self.rows.len() {
+            return (pos == blocks.len()).then(Vec::new);
+        }
+        if failed.contains(&(r, pos)) {
+            return None;
+        }
+        for (choice, n) in self.rows[r].matches(&blocks[pos..]) {
+            if let Some(mut rest) = self.encode_from(blocks, r + 1, pos + n, failed) {
+                rest.insert(0, choice);
+                return Some(rest);
+            }
+        }
+        failed.insert((r, pos));
+        None
     }
 
     /// The canonical form of a choice vector (the one `encode` and `sample` give).
@@ -223,29 +366,34 @@ impl SearchSpace {
         Ok(self.choices(&self.picks(choices)?))
     }
 
-    /// A canonical choice vector drawn uniformly over the distinct architectures.
+    /// A canonical choice vector drawn uniformly over the points (see [`Self::log10_size`]).
     pub fn sample(&self, rng: &mut impl Rng) -> Vec<usize> {
-        let mut picks = vec![Pick::default(); self.rows.len()];
+        let mut picks: Vec<Choice> = self.rows.iter().map(SpaceRow::first_choice).collect();
         // Slots are in row order and expand comes before expand_groups, so the expand choice a
         // row's expand_groups depends on is already made.
-        for &(r, f) in &self.slots {
-            let row = &self.rows[r];
-            picks[r][f] = match f {
-                Field::Expand => row.sample_expand(rng),
-                Field::ExpandGroups if row.expand[picks[r][Field::Expand]] == 1 => row.moot_expand_groups(),
-                _ => rng.gen_range(0..row.count(f)),
-            };
+        for &slot in &self.slots {
+            match (slot, &self.rows[slot_row(slot)], &mut picks[slot_row(slot)]) {
+                (Slot::Field(_, f), SpaceRow::Fields(row), Choice::Fields(p)) => {
+                    p[f] = match f {
+                        Field::Expand => row.sample_expand(rng),
+                        Field::ExpandGroups if row.expand[p[Field::Expand]] == 1 => row.moot_expand_groups(),
+                        _ => rng.gen_range(0..row.count(f)),
+                    }
+                }
+                (Slot::Layer(_), SpaceRow::Layers(row), c) => *c = Choice::Layer(rng.gen_range(0..row.layer.len())),
+                _ => unreachable!("slots are made per row kind"),
+            }
         }
         self.choices(&picks)
     }
 
     /// The choices as one base-36 digit per decision, as used in decoded names.
-    fn id(&self, picks: &[Pick]) -> String {
+    fn id(&self, picks: &[Choice]) -> String {
         self.choices(picks).iter().map(|&c| DIGITS[c] as char).collect()
     }
 
     /// Checks `choices` and spreads them over the rows, canonicalised.
-    fn picks(&self, choices: &[usize]) -> Result<Vec<Pick>, ArchError> {
+    fn picks(&self, choices: &[usize]) -> Result<Vec<Choice>, ArchError> {
         let n = self.decisions.len();
         if choices.len() < n {
             let msg = format!("missing: got {} choices for {n} decisions", choices.len());
@@ -254,27 +402,43 @@ impl SearchSpace {
         if choices.len() > n {
             return Err(self.error("", format!("got {} choices for {n} decisions", choices.len())));
         }
-        let mut picks = vec![Pick::default(); self.rows.len()];
-        for ((&(r, f), &c), d) in self.slots.iter().zip(choices).zip(&self.decisions) {
+        let mut picks: Vec<Choice> = self.rows.iter().map(SpaceRow::first_choice).collect();
+        for ((&slot, &c), d) in self.slots.iter().zip(choices).zip(&self.decisions) {
             if c >= d.options.len() {
                 let msg =
                     format!("choice {c} is out of range; use 0 to {} ({})", d.options.len() - 1, d.options.join(", "));
                 return Err(self.error(&d.name, msg));
             }
-            picks[r][f] = c;
+            match (slot, &mut picks[slot_row(slot)]) {
+                (Slot::Field(_, f), Choice::Fields(p)) => p[f] = c,
+                (_, pick) => *pick = Choice::Layer(c),
+            }
         }
-        for (row, p) in self.rows.iter().zip(&mut picks) {
-            row.canonicalise(p);
+        for (row, pick) in self.rows.iter().zip(&mut picks) {
+            if let (SpaceRow::Fields(row), Choice::Fields(p)) = (row, pick) {
+                row.canonicalise(p);
+            }
         }
         Ok(picks)
     }
 
-    fn choices(&self, picks: &[Pick]) -> Vec<usize> {
-        self.slots.iter().map(|&(r, f)| picks[r][f]).collect()
+    fn choices(&self, picks: &[Choice]) -> Vec<usize> {
+        let value = |slot: &Slot| match (slot, &picks[slot_row(*slot)]) {
+            (Slot::Field(_, f), Choice::Fields(p)) => p[*f],
+            (_, Choice::Layer(i)) => *i,
+            _ => unreachable!("choices are made per row kind"),
+        };
+        self.slots.iter().map(value).collect()
     }
 
     fn error(&self, field: &str, message: String) -> ArchError {
         error(&format!("space {}", self.name), field, message)
+    }
+}
+
+fn slot_row(slot: Slot) -> usize {
+    match slot {
+        Slot::Field(r, _) | Slot::Layer(r) => r,
     }
 }
 
@@ -303,7 +467,51 @@ mod file {
         /// Defaults for the lists a row leaves out.
         #[serde(default)]
         pub options: Row<Written>,
-        pub rows: Vec<Row<Written>>,
+        /// Field rows (`Row<Written>`) or layer rows (with a `layer` list), told apart by key.
+        pub rows: Vec<serde_json::Value>,
+        #[serde(default)]
+        pub resolution: Option<usize>,
+    }
+
+    /// A layer row as written: `layer` holds `"identity"` or template objects.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct LayerRowFile {
+        #[serde(rename = "in")]
+        in_ch: usize,
+        out: usize,
+        stride: usize,
+        layer: Vec<serde_json::Value>,
+    }
+
+    /// Deserialises `value`, found at `at` in the file; errors name the field inside it.
+    fn parse_at<T: serde::de::DeserializeOwned>(value: &serde_json::Value, at: &str) -> Result<T, Failure> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = match path.as_str() {
+                "." => at.to_string(),
+                p if p.starts_with('[') => format!("{at}{p}"),
+                p => format!("{at}.{p}"),
+            };
+            (field, e.into_inner().to_string())
+        })
+    }
+
+    fn layer_row(value: &serde_json::Value, at: &str) -> Result<LayerRow, Failure> {
+        let row: LayerRowFile = parse_at(value, at)?;
+        let layer = row.layer.iter().enumerate().map(|(j, v)| layer(v, &format!("{at}.layer[{j}]")));
+        Ok(LayerRow { in_ch: row.in_ch, out: row.out, stride: row.stride, layer: layer.collect::<Result<_, _>>()? })
+    }
+
+    fn layer(value: &serde_json::Value, at: &str) -> Result<Layer, Failure> {
+        match value {
+            serde_json::Value::String(s) if s == crate::layers::IDENTITY => Ok(Layer::Identity),
+            serde_json::Value::Object(_) => Ok(Layer::Block(parse_at(value, at)?)),
+            other => Err((
+                at.to_string(),
+                format!("{other} is not a layer; use \"identity\" or a template {{\"kernels\", \"expand\", \"act\", optional \"se\", \"expand_groups\", \"project_groups\"}}"),
+            )),
+        }
     }
 
     pub(super) fn read(bytes: &[u8], source: &str) -> Result<SpaceFile, ArchError> {
@@ -326,12 +534,24 @@ mod file {
     /// Which fields of a row came from `options`, in [`FIELDS`] order.
     pub(super) type Inherited = [bool; 7];
 
-    /// Rows with the `options` defaults filled in, and which fields came from `options` (in
-    /// [`FIELDS`] order), so errors can point at the list the user actually wrote.
-    pub(super) fn resolve_rows(file: &SpaceFile) -> Result<(Vec<Row>, Vec<Inherited>), Failure> {
+    /// Rows with the `options` defaults filled in, and which fields of each field row came
+    /// from `options` (in [`FIELDS`] order), so errors can point at the list the user wrote.
+    pub(super) fn resolve_rows(file: &SpaceFile) -> Result<(Vec<SpaceRow>, Vec<Inherited>), Failure> {
         file.options.check_options("options")?;
-        let rows = file.rows.iter().enumerate().map(|(i, r)| r.complete(&file.options, &format!("rows[{i}]")));
-        Ok((rows.collect::<Result<_, _>>()?, file.rows.iter().map(Row::inherited).collect()))
+        let mut rows = Vec::new();
+        let mut inherited = Vec::new();
+        for (i, value) in file.rows.iter().enumerate() {
+            let at = format!("rows[{i}]");
+            if value.get("layer").is_some() {
+                rows.push(SpaceRow::Layers(layer_row(value, &at)?));
+                inherited.push([false; 7]);
+            } else {
+                let row: Row<Written> = parse_at(value, &at)?;
+                rows.push(SpaceRow::Fields(row.complete(&file.options, &at)?));
+                inherited.push(row.inherited());
+            }
+        }
+        Ok((rows, inherited))
     }
 
     impl Row<Written> {
@@ -408,7 +628,7 @@ mod file {
 mod check {
     use super::*;
 
-    pub(super) fn rows(base: &Base, rows: &[Row], inherited: &[file::Inherited]) -> Result<(), Failure> {
+    pub(super) fn rows(base: &Base, rows: &[SpaceRow], inherited: &[file::Inherited]) -> Result<(), Failure> {
         if rows.is_empty() {
             return Err(("rows".into(), "at least one row is required".into()));
         }
@@ -418,25 +638,56 @@ mod check {
         Ok(())
     }
 
-    fn row(base: &Base, rows: &[Row], i: usize) -> Result<(), Failure> {
+    fn row(base: &Base, rows: &[SpaceRow], i: usize) -> Result<(), Failure> {
         let row = &rows[i];
         let at = |f: &str| format!("rows[{i}].{f}");
         let prev = match i {
             0 => ("base.stem.out".to_string(), base.stem.out),
-            _ => (format!("rows[{}].out", i - 1), rows[i - 1].out),
+            _ => (format!("rows[{}].out", i - 1), rows[i - 1].out()),
         };
-        if row.in_ch != prev.1 {
-            return Err((at("in"), format!("{} does not chain: {} is {}", row.in_ch, prev.0, prev.1)));
+        if row.in_ch() != prev.1 {
+            return Err((at("in"), format!("{} does not chain: {} is {}", row.in_ch(), prev.0, prev.1)));
         }
-        if row.in_ch == 0 || row.out == 0 {
+        if row.in_ch() == 0 || row.out() == 0 {
             return Err((format!("rows[{i}]"), "channels must be at least 1".into()));
         }
-        lists(row, &at)?;
-        if i > 0 && rows[i - 1].layers.len() > 1 && row.stride == 1 && row.in_ch == row.out {
+        let prev_varies = i > 0 && matches!(&rows[i - 1], SpaceRow::Fields(r) if r.layers.len() > 1);
+        if prev_varies && row.stride() == 1 && row.in_ch() == row.out() {
             let msg = format!("keeps the width and stride of rows[{}], whose layers vary; merge the two rows", i - 1);
             return Err((format!("rows[{i}]"), msg));
         }
-        blocks(base, row, i)
+        match row {
+            SpaceRow::Fields(row) => {
+                lists(row, &at)?;
+                blocks(base, row, i)
+            }
+            SpaceRow::Layers(row) => layers(base, row, i),
+        }
+    }
+
+    /// A layer list is non-empty, has no repeat and at most [`MAX_OPTIONS`] entries, and each
+    /// alternative is a valid block at the row's shape.
+    fn layers(base: &Base, row: &LayerRow, i: usize) -> Result<(), Failure> {
+        let at = format!("rows[{i}].layer");
+        if row.layer.is_empty() {
+            return Err((at, "no options; list at least one layer".into()));
+        }
+        if row.layer.len() > MAX_OPTIONS {
+            return Err((at, format!("{} options; at most {MAX_OPTIONS} are allowed", row.layer.len())));
+        }
+        if let Some(j) = (0..row.layer.len()).find(|&j| row.layer[..j].contains(&row.layer[j])) {
+            return Err((format!("{at}[{j}]"), "is listed twice".into()));
+        }
+        for j in 0..row.layer.len() {
+            if let Some(block) = row.block(j) {
+                let rename = |field: &str| match field.strip_prefix("blocks[0]") {
+                    Some(rest) => format!("{at}[{j}]{rest}"),
+                    None => format!("base.{field}"),
+                };
+                probe(base, block).map_err(|(field, m)| (rename(&field), m))?;
+            }
+        }
+        Ok(())
     }
 
     /// A failure in a list the row took from `options` is reported there.
@@ -696,6 +947,75 @@ mod tests {
         assert!(SearchSpace::parse(b"{", "s.json").unwrap_err().to_string().starts_with("s.json: not valid JSON"));
         let e = SearchSpace::load("/no/such/space.json").unwrap_err().to_string();
         assert!(e.starts_with("/no/such/space.json: "), "{e}");
+    }
+
+    /// Two layer rows around a field row: identity is absent in the second, a conv in the first.
+    const LAYERED: &str = r#"{"format": "mixnas.space/1", "name": "layered", "resolution": 32,
+        "base": {"stem": {"in": 3, "out": 8, "kernel": 3, "stride": 1}, "head": {"width": 32},
+                 "classes": 10, "dropout": 0.0, "padding": "pytorch-symmetric", "bn": {"eps": 0.001, "momentum": 0.01}},
+        "rows": [{"in": 8, "out": 16, "stride": 2, "layer": ["identity", {"kernels": [3], "expand": 3, "act": "relu"}]},
+                 {"in": 16, "out": 16, "stride": 1, "kernels": [[3], [5]], "expand": [1], "expand_groups": [1],
+                  "project_groups": [1], "se": [null], "act": ["relu"], "layers": [1]},
+                 {"in": 16, "out": 16, "stride": 1, "layer": [{"kernels": [5], "expand": 3, "act": "relu"}, "identity"]}]}"#;
+
+    #[test]
+    fn layer_rows_decode_whole_layers_and_encode_back() {
+        let space = SearchSpace::parse(LAYERED.as_bytes(), "layered.json").unwrap();
+        assert_eq!(
+            space.decisions.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+            ["row1.layer", "row2.kernels", "row3.layer"]
+        );
+        assert_eq!(space.decisions[0].options, ["conv1x1", "mb3_k3_relu"]);
+        assert_eq!(space.decisions[2].options, ["mb3_k5_relu", "identity"]);
+        assert!((space.log10_size() - 8f64.log10()).abs() < 1e-12);
+        let arch = space.decode(&[0, 1, 1]).unwrap();
+        assert_eq!(arch.name.as_deref(), Some("layered:011"));
+        assert_eq!(arch.resolution, Some(32));
+        assert_eq!(arch.blocks.len(), 2);
+        assert!(arch.blocks[0].is_plain_conv() && arch.blocks[0].stride == 2);
+        for n in 0..8 {
+            let c = [n % 2, n / 2 % 2, n / 4];
+            let arch = space.decode(&c).unwrap();
+            assert_eq!(space.encode(&arch), Some(c.to_vec()));
+            // Here no two points build one network, so the name is not needed.
+            assert_eq!(space.encode(&Arch { name: None, ..arch.clone() }), Some(c.to_vec()));
+            assert_eq!(space.encode(&Arch { resolution: None, ..arch }), None);
+        }
+    }
+
+    #[test]
+    fn bad_layer_templates_name_file_and_field() {
+        let cases = [
+            (
+                r#"["identity", {"kernels": [4], "expand": 3, "act": "relu"}]"#,
+                "s.json: rows[0].layer[1].kernels: kernel size 4 is not allowed",
+            ),
+            (
+                r#"["identity", {"kernel": [3], "expand": 3, "act": "relu"}]"#,
+                "s.json: rows[0].layer[1].kernel: unknown field `kernel`",
+            ),
+            (r#"["skip"]"#, "s.json: rows[0].layer[0]: \"skip\" is not a layer; use \"identity\""),
+            (
+                r#"[{"kernels": [3], "expand": 3, "act": "gelu"}]"#,
+                "s.json: rows[0].layer[0].act: unknown variant `gelu`",
+            ),
+            (r#"["identity", "identity"]"#, "s.json: rows[0].layer[1]: is listed twice"),
+            (r#"[]"#, "s.json: rows[0].layer: no options"),
+        ];
+        for (layer, want) in cases {
+            let mut v: serde_json::Value = serde_json::from_str(LAYERED).unwrap();
+            v["rows"][0]["layer"] = serde_json::from_str(layer).unwrap();
+            let e = SearchSpace::parse(v.to_string().as_bytes(), "s.json").unwrap_err().to_string();
+            assert!(!e.contains('\n') && e.starts_with(want), "got:  {e}\nwant: {want}");
+        }
+        let mut v: serde_json::Value = serde_json::from_str(LAYERED).unwrap();
+        v["rows"][2]["in"] = serde_json::json!(8);
+        let e = SearchSpace::parse(v.to_string().as_bytes(), "s.json").unwrap_err().to_string();
+        assert_eq!(e, "s.json: rows[2].in: 8 does not chain: rows[1].out is 16");
+        v["resolution"] = serde_json::json!(0);
+        v["rows"][2]["in"] = serde_json::json!(16);
+        let e = SearchSpace::parse(v.to_string().as_bytes(), "s.json").unwrap_err().to_string();
+        assert!(e.starts_with("s.json: resolution: must be at least 1"), "{e}");
     }
 
     #[test]

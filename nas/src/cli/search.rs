@@ -215,9 +215,10 @@ fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &La
 }
 
 pub fn exec(args: SearchArgs) -> Result<i32, String> {
-    let config = apply_flags(base_config(&args)?, &args)?;
-    announce_table(&config.proxy.latency)?;
+    let mut config = apply_flags(base_config(&args)?, &args)?;
     let space = load_space(&config)?;
+    config.proxy.follow_space(&space);
+    announce_table(&config.proxy.latency)?;
     let latency = super::latency::service()?;
     let connection = args.broker.as_deref().map(|url| args.auth.connection(url)).transpose()?;
     let (pool, run_id): (Box<dyn search::evaluate::Executor>, _) = match &connection {

@@ -15,7 +15,7 @@ pub struct SpaceArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Sample N architectures (uniform over distinct architectures) instead of describing.
+    /// Sample N architectures (uniform over the space's points) instead of describing.
     #[arg(long, value_name = "N")]
     pub sample: Option<usize>,
     /// Seed of the sampler.
@@ -45,26 +45,38 @@ fn describe(space: &SearchSpace, json: bool) -> String {
             "rows": space.rows(),
             "num_decisions": space.decisions.len(),
             "log10_size": space.log10_size(),
+            "size": exact_size(space),
+            "resolution": space.resolution,
             "decisions": space.decisions,
         });
         return serde_json::to_string_pretty(&v).expect("a space description serialises");
     }
+    let size = match exact_size(space) {
+        Some(n) => format!("{} architectures", super::inspect::thousands(n)),
+        None => format!("10^{:.2} architectures", space.log10_size()),
+    };
+    let judged = space.resolution.map_or(String::new(), |r| format!(", judged at {r}x{r}"));
     let mut out = format!(
-        "space {} ({}): {} rows, {} decisions, 10^{:.2} architectures\n",
+        "space {} ({}): {} rows, {} decisions, {size}{judged}\n",
         space.name,
         space.source,
         space.rows().len(),
         space.decisions.len(),
-        space.log10_size()
     );
     for (i, row) in space.rows().iter().enumerate() {
-        out += &format!("row{}  {}->{} stride {}\n", i + 1, row.in_ch, row.out, row.stride);
+        out += &format!("row{}  {}->{} stride {}\n", i + 1, row.in_ch(), row.out(), row.stride());
         let prefix = format!("row{}.", i + 1);
         for d in space.decisions.iter().filter(|d| d.name.starts_with(&prefix)) {
             out += &format!("  {:<22} {}\n", d.name, d.options.join(" | "));
         }
     }
     out
+}
+
+/// The number of points when it is small enough to count exactly (below 10^15).
+fn exact_size(space: &SearchSpace) -> Option<u64> {
+    let log = space.log10_size();
+    (log < 15.0).then(|| 10f64.powf(log).round() as u64)
 }
 
 fn sample(space: &SearchSpace, n: usize, seed: u64, out: Option<&Path>) -> Result<i32, String> {

@@ -94,4 +94,14 @@ mod tests {
         assert_eq!(SurrogateEvaluator.evaluate(&trial(space::presets::mixnet_s(), 1)).unwrap(), s);
         assert_ne!(SurrogateEvaluator.evaluate(&trial(space::presets::mixnet_s(), 2)).unwrap(), s);
     }
+
+    #[test]
+    fn any_space_is_scored_including_layer_rows_at_their_own_resolution() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/space-nas-bench-macro.json");
+        let space = space::SearchSpace::load(path).unwrap();
+        let small = SurrogateEvaluator.evaluate(&trial(space.decode(&[0; 8]).unwrap(), 1)).unwrap();
+        let large = SurrogateEvaluator.evaluate(&trial(space.decode(&[2; 8]).unwrap(), 1)).unwrap();
+        assert!(small.latency_ms.is_finite() && large.latency_ms > small.latency_ms);
+        assert!((0.05..=0.95).contains(&small.val_accuracy) && large.val_accuracy > small.val_accuracy);
+    }
 }
