@@ -145,3 +145,24 @@ impl Default for ProxySettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_space_with_a_resolution_sets_latency_and_an_unset_proxy_side() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/space-nas-bench-macro.json");
+        let space = SearchSpace::load(path).unwrap();
+        let mut unset = ProxySettings { resolution: None, ..ProxySettings::default() };
+        unset.follow_space(&space);
+        assert_eq!((unset.latency.resolution, unset.resolution), (32, Some(32)));
+        let mut set = ProxySettings { resolution: Some(16), ..ProxySettings::default() };
+        set.follow_space(&space);
+        assert_eq!((set.latency.resolution, set.resolution), (32, Some(16)));
+        let mut default_space = ProxySettings::default();
+        let before = default_space.latency.resolution;
+        default_space.follow_space(&SearchSpace::default_space());
+        assert_eq!(default_space.latency.resolution, before);
+    }
+}
