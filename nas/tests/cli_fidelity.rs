@@ -235,3 +235,37 @@ fn a_table_search_over_the_space_file_reads_the_benchmark_at_32_px() {
     let missing = trials.lines().filter(|l| l.contains("\"status\":\"failed\"")).count();
     assert_eq!(failed, Some(missing), "{stderr}");
 }
+
+#[test]
+fn sigkilled_mid_run_it_resumes_to_the_rows_of_an_uninterrupted_run() {
+    let Some(dev) = dev_file() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let whole = stdout_json(&fidelity(&dev, "surrogate", &dir.path().join("whole"), "12"));
+    let out = dir.path().join("killed");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nas"))
+        .args(["fidelity", "--truth", dev.to_str().unwrap(), "--evaluator", "surrogate", "--samples", "12"])
+        .args(["--seed", "3", "--out", out.to_str().unwrap(), "--json"])
+        .env("MIXNAS_SURROGATE_DELAY_MS", "150")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = out.join("rows.jsonl");
+    let rows = || std::fs::read_to_string(&journal).map_or(0, |t| t.lines().count());
+    let start = std::time::Instant::now();
+    while rows() < 4 && start.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = rows();
+    assert!((4..12).contains(&before), "killed after {before} rows");
+    assert!(!out.join("results.json").exists(), "no results before the run ends");
+    let resumed = stdout_json(&fidelity(&dev, "surrogate", &out, "12"));
+    assert_eq!(resumed["rows"].as_array().unwrap().len(), 12);
+    let scores = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["rows"].as_array().unwrap().iter().map(|r| serde_json::json!([r["code"], r["score"], r["truth"]])).collect()
+    };
+    assert_eq!(scores(&resumed), scores(&whole));
+    assert_eq!(resumed["evaluator"], whole["evaluator"]);
+}
