@@ -74,7 +74,13 @@ pub async fn declare_streams(js: &jetstream::Context) -> Result<(), String> {
     ];
     for config in streams {
         let name = config.name.clone();
-        js.get_or_create_stream(config).await.map_err(|e| match e.to_string() {
+        let mut created = js.get_or_create_stream(config.clone()).await.map(|_| ());
+        // Two processes creating the stream at once: the loser's create fails ("subjects overlap
+        // with an existing stream"), and the stream the winner made is there to get.
+        if created.is_err() && js.get_stream(&name).await.is_ok() {
+            created = Ok(());
+        }
+        created.map_err(|e| match e.to_string() {
             t if t.contains("no responders") => {
                 format!("the NATS broker has no JetStream ({t}) (hint: run nats-server with -js)")
             }
