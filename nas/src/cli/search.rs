@@ -165,6 +165,10 @@ fn adopt_table(path: &Path) -> Result<LatencySetting, String> {
 /// another device's table as it is, this machine's against this build's key.
 fn announce_table(setting: &LatencySetting) -> Result<(), String> {
     let Some(path) = &setting.table else { return Ok(()) };
+    if !path.exists() {
+        eprintln!("latency: table {} (new: this machine's, filled as trials need it)", path.display());
+        return Ok(());
+    }
     let machine = match setting.device_table().map_err(|e| e.to_string())? {
         Some(device) => device.machine().clone(),
         None => {
