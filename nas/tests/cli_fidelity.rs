@@ -128,6 +128,17 @@ fn bad_truth_files_and_evaluators_are_one_line_and_write_nothing() {
     std::fs::write(&no_field, r#"{"01201021": {"acc": 90, "flops": 1}}"#).unwrap();
     let err = stderr_line(&fidelity(&no_field, "surrogate", &out, "2"));
     assert!(err.ends_with(r#"entry "01201021" has no field "mean_acc"; its numeric fields are acc, flops"#), "{err}");
+    let dev = dir.path().join("dev.json");
+    std::fs::write(&dev, r#"{"01201021": {"mean_acc": 90, "flops": 1}, "01201022": {"mean_acc": 91, "flops": 2}}"#)
+        .unwrap();
+    let missing = dir.path().join("device-table.json");
+    let args = ["fidelity", "--truth", dev.to_str().unwrap(), "--evaluator", "surrogate", "--samples", "2"];
+    let err = stderr_line(&nas(&[
+        &args[..],
+        &["--latency-table", missing.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    ]
+    .concat()));
+    assert!(err.starts_with(&format!("nas: --latency-table {}: no such file", missing.display())), "{err}");
     let err = stderr_line(&fidelity(&no_field, "magic", &out, "2"));
     assert!(err.contains("unknown evaluator `magic`"), "{err}");
     assert!(!out.exists(), "a refused run wrote {}", out.display());

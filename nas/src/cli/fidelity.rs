@@ -40,6 +40,10 @@ pub struct FidelityArgs {
     /// if present].
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Predict latency (the latency baseline and rows) with this table, e.g. one built on the
+    /// device you ship to (`nas latency --build-table --table FILE` there).
+    #[arg(long, value_name = "FILE")]
+    pub latency_table: Option<PathBuf>,
     /// CPU threads for scoring [default: the config's].
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -87,6 +91,16 @@ fn fidelity_config(args: &FidelityArgs) -> Result<FidelityConfig, String> {
     let mut proxy = base.proxy;
     // Latency (the latency baseline) at the resolution the family's networks are judged at.
     proxy.latency.resolution = NAS_BENCH_MACRO_RESOLUTION;
+    if let Some(table) = &args.latency_table {
+        proxy.latency = super::search::adopt_table(table)?;
+        if proxy.latency.resolution != NAS_BENCH_MACRO_RESOLUTION {
+            return Err(format!(
+                "--latency-table {}: built at {}x{0}; NAS-Bench-Macro's networks are judged at {NAS_BENCH_MACRO_RESOLUTION}x{NAS_BENCH_MACRO_RESOLUTION}",
+                table.display(),
+                proxy.latency.resolution
+            ));
+        }
+    }
     let truth = std::path::absolute(&args.truth).map_err(|e| format!("{}: {e}", args.truth.display()))?;
     Ok(FidelityConfig {
         format: FIDELITY_FORMAT.to_string(),

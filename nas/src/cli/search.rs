@@ -148,7 +148,7 @@ pub(crate) fn absolute_table(kind: EvaluatorKind) -> Result<EvaluatorKind, Strin
 
 /// The target setting for latency from the table at `path`: its absolute path (what the run
 /// records), resolution and threads, predicted.
-fn adopt_table(path: &Path) -> Result<LatencySetting, String> {
+pub(crate) fn adopt_table(path: &Path) -> Result<LatencySetting, String> {
     let path = std::path::absolute(path).map_err(|e| format!("--latency-table {}: {e}", path.display()))?;
     if !path.is_file() {
         return Err(format!(
