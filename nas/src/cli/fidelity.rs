@@ -10,7 +10,6 @@ use clap::Args;
 use search::fidelity::run::{run, FidelityConfig, FidelityResults, FIDELITY_FORMAT};
 use search::fidelity::truth::DEFAULT_FIELD;
 use search::fidelity::{Estimate, RankReport, Truth, NAS_BENCH_MACRO};
-use search::runner::RunConfig;
 use search::setup::EvaluatorKind;
 use space::family::{NAS_BENCH_MACRO as FAMILY, NAS_BENCH_MACRO_RESOLUTION};
 
@@ -81,13 +80,7 @@ pub fn exec(args: FidelityArgs) -> Result<i32, String> {
 }
 
 fn fidelity_config(args: &FidelityArgs) -> Result<FidelityConfig, String> {
-    let base: RunConfig = match &args.config {
-        Some(p) => search::results::read_json(p)?,
-        None if Path::new("configs/search.json").exists() => {
-            search::results::read_json(Path::new("configs/search.json"))?
-        }
-        None => RunConfig::default(),
-    };
+    let base = super::search::defaults_file(args.config.as_deref())?;
     let mut proxy = base.proxy;
     // Latency (the latency baseline) at the resolution the family's networks are judged at.
     proxy.latency.resolution = NAS_BENCH_MACRO_RESOLUTION;

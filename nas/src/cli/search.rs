@@ -99,8 +99,13 @@ fn base_config(args: &SearchArgs) -> Result<RunConfig, String> {
     if let Some(dir) = &args.resume {
         return Runner::read_config(dir);
     }
-    let path = match &args.config {
-        Some(p) => p.clone(),
+    defaults_file(args.config.as_deref())
+}
+
+/// The search defaults: `config`, else `configs/search.json` where present, else built in.
+pub(crate) fn defaults_file(config: Option<&Path>) -> Result<RunConfig, String> {
+    let path = match config {
+        Some(p) => p.to_path_buf(),
         None if Path::new("configs/search.json").exists() => PathBuf::from("configs/search.json"),
         None => return Ok(RunConfig::default()),
     };
