@@ -37,8 +37,10 @@ def contenders(a):
     py = os.path.expanduser(a.python)
     torch_py = os.path.join(SHARED, 'torch_reference.py')
     ort_py = os.path.join(SHARED, 'ort_reference.py')
+    # torch_reference.py trains timm's strides (a 1x1 final map at 32 px), so ours runs --no-adapt:
+    # the same network, not the stride-adapted one `nas train` trains.
     c = {
-        ('train', 'mixnas'): ([nas, 'bench', 'train', '--arch', 'mixnet-s', '--batch', '64', '--res', '32',
+        ('train', 'mixnas'): ([nas, 'bench', 'train', '--arch', 'mixnet-s', '--no-adapt', '--batch', '64', '--res', '32',
                                '--threads', '2'], 'images_per_s'),
         ('train', 'pytorch'): ([py, torch_py, '--model', 'mixnet_s', '--what', 'train', '--batch', '64',
                                 '--res', '32', '--threads', '2'], 'images_per_s'),

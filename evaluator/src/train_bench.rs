@@ -33,7 +33,7 @@ pub struct TrainBench {
     pub steps_ms: Vec<f64>,
 }
 
-/// Times training steps of `arch` as given (no proxy adaptation, so the network is timm's).
+/// Times training steps of `arch` as given (the caller applies any proxy adaptation).
 pub fn train_step(arch: &Arch, cfg: &TrainBenchConfig) -> Result<TrainBench> {
     let mut arch = arch.clone();
     arch.classes = cfg.classes;

@@ -1,4 +1,4 @@
-//! `nas latency --validate` through the built binary (32 px, so it takes seconds).
+//! `nas latency --validate` and `nas bench train` through the built binary (32 px, so seconds).
 
 mod common;
 use common::nas;
@@ -25,4 +25,23 @@ fn validation_scores_the_table_against_adjusted_and_raw_times() {
     assert_eq!(saved["format"], "mixnas.latency-table/2");
     assert_eq!(saved["reference_ms"], v["nominal_reference_ms"], "validation reports the table's nominal speed");
     assert!(saved["fit"]["networks"].as_u64().is_some_and(|n| n > 0), "calibrated before validating");
+}
+
+/// `nas bench train` times the network `nas train` trains: stride-adapted at <= 64 px (a 4x4
+/// final map at 32 px), timm's strides with --no-adapt (1x1), a CIFAR family member as it is.
+#[test]
+fn bench_train_times_the_adapted_network_unless_told_not_to() {
+    let bench = |extra: &[&str]| -> serde_json::Value {
+        let args =
+            ["bench", "train", "--batch", "2", "--res", "32", "--warmup", "0", "--repeats", "1", "--threads", "1"];
+        let out = ok(nas(&[&args[..], extra].concat()));
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON line")
+    };
+    let adapted = bench(&["--arch", "mixnet-s"]);
+    assert_eq!((adapted["adapted"].as_bool(), adapted["final_map"].as_u64()), (Some(true), Some(4)), "{adapted}");
+    let as_given = bench(&["--arch", "mixnet-s", "--no-adapt"]);
+    assert_eq!((as_given["adapted"].as_bool(), as_given["final_map"].as_u64()), (Some(false), Some(1)), "{as_given}");
+    let family = bench(&["--arch", "nas-bench-macro:22212202"]);
+    assert_eq!((family["adapted"].as_bool(), family["final_map"].as_u64()), (Some(false), Some(4)), "{family}");
+    assert!(family["images_per_s"].as_f64().is_some_and(|v| v > 0.0), "{family}");
 }

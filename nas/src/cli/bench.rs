@@ -3,6 +3,7 @@
 
 use clap::{Args, Subcommand};
 use evaluator::latency::measure::{measure, MeasureConfig};
+use evaluator::model::adapt_for_resolution;
 use evaluator::train_bench::{peak_rss_mib, train_step, TrainBenchConfig};
 use serde_json::json;
 
@@ -15,9 +16,13 @@ pub struct BenchArgs {
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
     /// Training step (forward, cross-entropy, backward, SGD-momentum) -> step_ms, images_per_s.
+    /// At <= 64 px it times the stride-adapted network `nas train` trains, unless --no-adapt.
     Train {
         #[arg(long, default_value = "mixnet-s")]
         arch: String,
+        /// Time the network as given (timm's strides), not the one `nas train` trains at <= 64 px.
+        #[arg(long)]
+        no_adapt: bool,
         #[arg(long, default_value_t = 64)]
         batch: usize,
         #[arg(long, default_value_t = 32)]
@@ -62,11 +67,15 @@ fn arch(spec: &str) -> Result<space::Arch, String> {
 
 pub fn exec(a: BenchArgs) -> Result<i32, String> {
     match a.what {
-        BenchWhat::Train { arch: spec, batch, res, classes, threads, warmup, repeats } => {
+        BenchWhat::Train { arch: spec, no_adapt, batch, res, classes, threads, warmup, repeats } => {
             let threads = evaluator::set_threads(threads);
+            let given = arch(&spec)?;
+            let net = if no_adapt { given.clone() } else { adapt_for_resolution(&given, res) };
+            let final_map = space::cost(&net, res).blocks.last().map_or(res, |b| b.resolution_out);
             let cfg = TrainBenchConfig { batch, resolution: res, classes, warmup, repeats };
-            let r = train_step(&arch(&spec)?, &cfg).map_err(|e| e.to_string())?;
+            let r = train_step(&net, &cfg).map_err(|e| e.to_string())?;
             let line = json!({"what": "train", "model": spec, "batch": batch, "res": res, "threads": threads,
+                "adapted": net != given, "final_map": final_map,
                 "step_ms": (r.step_ms * 100.0).round() / 100.0, "images_per_s": (r.images_per_s * 10.0).round() / 10.0,
                 "peak_rss_mib": peak_rss_mib().map(|m| m.round()), "mixnas": env!("CARGO_PKG_VERSION")});
             println!("{line}");
