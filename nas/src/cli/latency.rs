@@ -246,27 +246,38 @@ fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
             x.mape
         )
     };
-    let reference = format!("reference MixNet-S at {} px: {:.2} ms", lat::SpeedReference::resolution(&cfg), r.nominal_reference_ms);
-    super::print(&[
-        format!(
-            "{} samples (seed {}), {}x{}, {} thread(s), {} timed runs per network",
-            r.samples.len(),
-            r.seed,
-            r.resolution,
-            r.resolution,
-            r.threads,
-            cfg.repeats
-        ),
-        "against the raw median (what timing a network here gives):".into(),
-        line("table", &r.table_vs_raw_median),
-        format!("{}  (k = {:.4} ms/MMAC, fitted on these medians)", line("MACs baseline", &r.macs_baseline_vs_raw_median), r.ms_per_mmac_raw_median),
-        format!("against the 25th percentile adjusted to the table's machine speed ({reference}):"),
-        line("table", &r.table),
-        format!("{}  (k = {:.4} ms/MMAC, fitted on these times)", line("MACs baseline", &r.macs_baseline), r.ms_per_mmac),
-        line("table/raw q25", &r.table_vs_raw),
-        RAW_VS_ADJUSTED.into(),
-    ]
-    .join("\n"))
+    let reference =
+        format!("reference MixNet-S at {} px: {:.2} ms", lat::SpeedReference::resolution(&cfg), r.nominal_reference_ms);
+    super::print(
+        &[
+            format!(
+                "{} samples (seed {}), {}x{}, {} thread(s), {} timed runs per network",
+                r.samples.len(),
+                r.seed,
+                r.resolution,
+                r.resolution,
+                r.threads,
+                cfg.repeats
+            ),
+            "against the raw median (what timing a network here gives):".into(),
+            line("table", &r.table_vs_raw_median),
+            format!(
+                "{}  (k = {:.4} ms/MMAC, fitted on these medians)",
+                line("MACs baseline", &r.macs_baseline_vs_raw_median),
+                r.ms_per_mmac_raw_median
+            ),
+            format!("against the 25th percentile adjusted to the table's machine speed ({reference}):"),
+            line("table", &r.table),
+            format!(
+                "{}  (k = {:.4} ms/MMAC, fitted on these times)",
+                line("MACs baseline", &r.macs_baseline),
+                r.ms_per_mmac
+            ),
+            line("table/raw q25", &r.table_vs_raw),
+            RAW_VS_ADJUSTED.into(),
+        ]
+        .join("\n"),
+    )
 }
 
 /// When each validation figure applies (printed under them, and said in the README).
