@@ -119,7 +119,7 @@ mod tests {
         let net = MixNet::new(&arch, 0, &Device::Cpu).unwrap();
         net.load_named(&load_timm(&dir.join(format!("{model}.weights.safetensors")), &arch).unwrap()).unwrap();
         let io = candle_core::safetensors::load(dir.join(format!("{model}.io.safetensors")), &Device::Cpu).unwrap();
-        max_abs_diff(&net.forward_eval(&io["input"]).unwrap(), &io["logits"])
+        max_abs_diff(&net.eval_net().unwrap().forward(&io["input"]).unwrap(), &io["logits"])
     }
 
     #[test]

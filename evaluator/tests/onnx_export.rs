@@ -1,6 +1,6 @@
 //! ONNX export checked in ONNX Runtime: MixNet-S with timm's weights (PyTorch and TF SAME
 //! padding) and architectures sampled from the default search space with random weights and
-//! random BN statistics must give our `forward_eval` logits to max abs difference < 1e-4.
+//! random BN statistics must give the logits of our served network (`MixNet::eval_net`) to max abs difference < 1e-4.
 //! Needs a Python with onnxruntime and numpy (see `evaluator::export::ort`).
 
 use std::path::Path;
@@ -21,10 +21,10 @@ fn onnx_vs_ours(python: &str, net: &MixNet, input: &Tensor, dir: &Path, name: &s
     let path = dir.join(format!("{name}.onnx"));
     onnx::write(net, input.dims()[3], &path).unwrap();
     let theirs = ort::run(python, &path, input).unwrap();
-    let ours = net.forward_eval(input).unwrap();
+    let ours = net.eval_net().unwrap().forward(input).unwrap();
     let d = max_abs_diff(&ours, &theirs);
     let scale = max_abs_diff(&ours, &ours.zeros_like().unwrap());
-    eprintln!("{name}: ONNX Runtime vs forward_eval max abs diff {d:e} (logits up to {scale:.3})");
+    eprintln!("{name}: ONNX Runtime vs EvalNet max abs diff {d:e} (logits up to {scale:.3})");
     d
 }
 

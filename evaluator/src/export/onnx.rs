@@ -1,4 +1,4 @@
-//! ONNX export of a [`MixNet`] in eval mode (opset 17), following `forward_eval` op by op:
+//! ONNX export of a [`MixNet`] in eval mode (opset 17), following `MixNet::forward_eval_unfused` op by op:
 //! every conv carries its BN folded into its weights and a bias; MixConv is Split -> one
 //! depthwise Conv per group (group = channels, its own kernel, dilation and pads) -> Concat;
 //! grouped 1x1 convs are one Conv with `group` when the slices are equal, else Split/Concat;

@@ -222,21 +222,19 @@ impl MixNet {
         kernels::channel_mean(&h)
     }
 
-    /// Eval-mode logits `[N, classes]`, through the training ops, with the weights as they are
-    /// now. For repeated inference on fixed weights, [`MixNet::eval_net`] folds them once and runs
-    /// about 10% faster at batch 1 (what latency measurement times).
-    pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
-        crate::on_pool(|| self.forward_eval_unfused(x))
-    }
-
-    /// The network frozen for fast inference with its current weights (BN folded, fused
-    /// kernels, reused buffers). Rebuild it after the weights change.
+    /// The network frozen for inference with its current weights: batch norm folded once, SE
+    /// folded into the project conv, fused kernels, reused buffers. This is the one inference
+    /// path: `nas infer`, `nas eval`, test and validation accuracy, and latency measurement all
+    /// run it, so what is timed is what is served and scored. Rebuild it after the weights
+    /// change.
     pub fn eval_net(&self) -> Result<EvalNet> {
         EvalNet::new(self)
     }
 
-    /// Eval-mode logits through the training ops (BN as a separate affine, SE as its own pass):
-    /// the reference [`EvalNet`] is tested against.
+    /// Eval-mode logits through the training ops (BN as a separate affine, SE as its own pass),
+    /// differentiable: the reference [`EvalNet`] is tested against, and what a score needing
+    /// gradients of an eval-mode forward (SynFlow) runs. Not for serving: use
+    /// [`MixNet::eval_net`].
     pub fn forward_eval_unfused(&self, x: &Tensor) -> Result<Tensor> {
         self.classify(&self.features(x, false)?)
     }
@@ -333,6 +331,26 @@ mod tests {
         Ok(())
     }
 
+    /// What is served against the training ops at the size it is served at: 224 px, ImageNet's
+    /// 1000 classes, on each of MixNet-S, M and L (random weights, random BN statistics so the
+    /// fold matters). Batch 1, as `nas infer` and the latency tables run it.
+    #[test]
+    fn eval_net_matches_the_unfused_forward_at_224px_on_mixnet_s_m_l() -> Result<()> {
+        for name in ["mixnet_s", "mixnet_m", "mixnet_l"] {
+            let net = MixNet::new(&space::presets::timm_model(name).unwrap(), 7, &Device::Cpu)?;
+            randomise_batch_norms(&net, 8)?;
+            let x = Tensor::randn(0f32, 1., (1, 3, 224, 224), &Device::Cpu)?;
+            let want = net.forward_eval_unfused(&x)?;
+            let got = net.eval_net()?.forward(&x)?;
+            let diff = testkit::float::max_abs_diff(&got, &want);
+            let scale = testkit::float::max_abs_diff(&want, &want.zeros_like()?);
+            eprintln!("{name} 224px: EvalNet vs unfused max abs logit difference {diff:e} (logits up to {scale:.3})");
+            assert!(scale > 0.1, "{name}: logits up to {scale}, too small to compare");
+            assert!(diff as f64 <= 1e-4 * scale as f64, "{name}: max abs difference {diff:e}, logits up to {scale}");
+        }
+        Ok(())
+    }
+
     /// NAS-Bench-Macro's networks: plain strided 1x1 conv layers, no stride adaptation at 32 px.
     #[test]
     fn nas_bench_macro_networks_count_fold_and_keep_their_strides() -> Result<()> {
@@ -365,7 +383,7 @@ mod tests {
         let arch = adapt_for_resolution(&arch, 32);
         let net = MixNet::new(&arch, 1, &Device::Cpu)?;
         let x = Tensor::randn(0f32, 1., (2, 3, 32, 32), &Device::Cpu)?;
-        assert_eq!(net.forward_eval(&x)?.dims(), &[2, 10]);
+        assert_eq!(net.eval_net()?.forward(&x)?.dims(), &[2, 10]);
         assert_eq!(space::cost(&arch, 32).blocks.last().unwrap().resolution_out, 4);
         Ok(())
     }

@@ -70,10 +70,13 @@ pub fn exec_infer(a: InferArgs) -> Result<i32, String> {
     evaluator::set_threads(a.threads);
     let ckpt = Checkpoint::read(&a.checkpoint).map_err(|e| e.to_string())?;
     let net = ckpt.network(&a.checkpoint).map_err(|e| e.to_string())?;
+    // The frozen network `nas eval` scores and `nas latency` times, not the training ops.
+    let frozen = net.eval_net().map_err(|e| e.to_string())?;
+    let forward = |x: &Tensor| evaluator::on_pool(|| frozen.forward(x));
     if let Some(path) = &a.tensor {
         let (tensors, _) = load_tensors(path).map_err(|e| e.to_string())?;
         let x = tensors.get("input").ok_or_else(|| format!("{}: no tensor named `input`", path.display()))?;
-        let logits = net.forward_eval(x).map_err(|e| format!("{}: {e}", path.display()))?;
+        let logits = forward(x).map_err(|e| format!("{}: {e}", path.display()))?;
         let out = a.output.expect("clap requires --output");
         save_tensors(&out, &[("logits".into(), logits)], None).map_err(|e| e.to_string())?;
         return Ok(0);
@@ -93,7 +96,7 @@ pub fn exec_infer(a: InferArgs) -> Result<i32, String> {
     };
     for path in &a.images {
         let x = image_tensor(path, net.arch().stem.in_ch, &sizes, &mean, &std)?;
-        let logits = net.forward_eval(&x).map_err(|e| e.to_string())?;
+        let logits = forward(&x).map_err(|e| e.to_string())?;
         let probs = candle_nn::ops::softmax_last_dim(&logits).and_then(|p| p.flatten_all()?.to_vec1::<f32>());
         let probs = probs.map_err(|e| e.to_string())?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
