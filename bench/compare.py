@@ -45,12 +45,12 @@ def contenders(a):
         ('train', 'pytorch'): ([py, torch_py, '--model', 'mixnet_s', '--what', 'train', '--batch', '64',
                                 '--res', '32', '--threads', '2'], 'images_per_s'),
     }
+    # Every contender's latency with ONNX Runtime's protocol: 10 warm-up runs, median of 30.
+    protocol = ['--threads', '1', '--warmup', '10', '--repeats', '30']
     for m in a.models:
-        # ONNX Runtime's protocol (10 warm-up runs, median of 30), the latency target's yardstick.
-        c[('latency ' + m, 'mixnas')] = ([nas, 'bench', 'latency', '--arch', m.replace('_', '-'),
-                                          '--threads', '1', '--warmup', '10', '--repeats', '30'], 'ms')
-        c[('latency ' + m, 'pytorch')] = ([py, torch_py, '--model', m, '--what', 'latency', '--threads', '1'], 'ms')
-        c[('latency ' + m, 'onnxruntime')] = ([py, ort_py, '--model', m, '--threads', '1'], 'ms')
+        c[('latency ' + m, 'mixnas')] = ([nas, 'bench', 'latency', '--arch', m.replace('_', '-')] + protocol, 'ms')
+        c[('latency ' + m, 'pytorch')] = ([py, torch_py, '--model', m, '--what', 'latency'] + protocol, 'ms')
+        c[('latency ' + m, 'onnxruntime')] = ([py, ort_py, '--model', m] + protocol, 'ms')
     return c
 
 
@@ -64,8 +64,10 @@ def main():
     c = contenders(a)
     raw = {k: [] for k in c}
     rss = {k: [] for k in c}
+    loads = {k: [] for k in c}
     for r in range(a.rounds):
         for k, (cmd, field) in c.items():
+            loads[k].append(os.getloadavg()[0])
             result = run_json(cmd)
             raw[k].append(result[field])
             rss[k].append(result['peak_rss_mib'])
@@ -100,7 +102,16 @@ def main():
             json.dump({'date': time.strftime('%Y-%m-%d'), 'cpu': cpu_name(), 'rounds': a.rounds,
                        'raw': {' / '.join(k): v for k, v in raw.items()},
                        'median': {' / '.join(k): v for k, v in med.items()},
-                       'peak_rss_mib': {' / '.join(k): v for k, v in med_rss.items()}}, f, indent=1)
+                       'peak_rss_mib': {' / '.join(k): v for k, v in med_rss.items()},
+                       'load1_at_start': {' / '.join(k): v for k, v in loads.items()},
+                       'paired': {'train mixnas/pytorch': paired(('train', 'mixnas'), ('train', 'pytorch')),
+                                  **{f'latency {m} mixnas/onnxruntime': paired(('latency ' + m, 'mixnas'),
+                                                                              ('latency ' + m, 'onnxruntime'))
+                                     for m in a.models},
+                                  **{f'latency {m} mixnas/pytorch': paired(('latency ' + m, 'mixnas'),
+                                                                          ('latency ' + m, 'pytorch'))
+                                     for m in a.models}},
+                       'commands': {' / '.join(k): cmd for k, (cmd, _) in c.items()}}, f, indent=1)
 
 
 def cpu_name():

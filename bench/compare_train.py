@@ -1,16 +1,19 @@
-"""Training-step speed of `nas bench train` against bench/torch_train.py, alternating runs.
+"""Training-step speed of `nas bench train` (or, with --what eval, batched inference of `nas
+bench eval`) against bench/torch_train.py, alternating runs.
 
-Three shapes of MixNet-S, 2 threads: 32 px batch 64 with timm's strides (1x1 final map), 32 px
-batch 64 stride-adapted (what `nas train` and the proxy train), 96 px batch 32. Each round runs
-every shape on both sides, alternating which goes first; prints per-round JSON lines (with the
-load average when each started), then medians and the median of paired ratios.
+Training: three shapes of MixNet-S, 2 threads: 32 px batch 64 with timm's strides (1x1 final
+map), 32 px batch 64 stride-adapted (what `nas train` and the proxy train), 96 px batch 32.
+Eval: 32 px batch 256 stride-adapted (validation and candidate scoring) and 224 px batch 32.
+Each round runs every shape on both sides, alternating which goes first; prints per-round JSON
+lines (with the load average when each started), then medians and the median of paired ratios.
 
-Usage:  python3 bench/compare_train.py --python VENV/bin/python --rounds 3 [--json out.jsonl]
+Usage:  python3 bench/compare_train.py --python VENV/bin/python --rounds 3 [--what eval] [--json out.jsonl]
 """
 import argparse, json, os, statistics, subprocess, sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
-SHAPES = [('32px-timm-strides', 32, 64, False), ('32px-adapted', 32, 64, True), ('96px', 96, 32, False)]
+SHAPES = {'train': [('32px-timm-strides', 32, 64, False), ('32px-adapted', 32, 64, True), ('96px', 96, 32, False)],
+          'eval': [('32px-adapted-b256', 32, 256, True), ('224px-b32', 224, 32, False)]}
 
 
 def run(cmd):
@@ -21,16 +24,18 @@ def run(cmd):
     return line
 
 
-def commands(nas, py, res, batch, adapt, warmup, repeats):
+def commands(what, nas, py, res, batch, adapt, warmup, repeats):
     common = ['--batch', str(batch), '--res', str(res), '--threads', '2', '--warmup', str(warmup), '--repeats', str(repeats)]
-    ours = [nas, 'bench', 'train', '--arch', 'mixnet-s'] + common + ([] if adapt else ['--no-adapt'])
-    theirs = [py, os.path.join(ROOT, 'bench', 'torch_train.py'), '--model', 'mixnet_s'] + common + (['--adapt'] if adapt else [])
+    ours = [nas, 'bench', what, '--arch', 'mixnet-s'] + common + ([] if adapt else ['--no-adapt'])
+    theirs = [py, os.path.join(ROOT, 'bench', 'torch_train.py'), '--what', what, '--model', 'mixnet_s'] + common
+    theirs += ['--adapt'] if adapt else []
     return ours, theirs
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--python', required=True)
+    p.add_argument('--what', choices=['train', 'eval'], default='train')
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--warmup', type=int, default=3)
     p.add_argument('--repeats', type=int, default=10)
@@ -39,8 +44,8 @@ def main():
     nas = os.path.join(ROOT, 'target', 'release', 'nas')
     rows = []
     for r in range(a.rounds):
-        for name, res, batch, adapt in SHAPES:
-            ours, theirs = commands(nas, a.python, res, batch, adapt, a.warmup, a.repeats)
+        for name, res, batch, adapt in SHAPES[a.what]:
+            ours, theirs = commands(a.what, nas, a.python, res, batch, adapt, a.warmup, a.repeats)
             order = [('mixnas', ours), ('pytorch', theirs)]
             for side, cmd in (order if r % 2 == 0 else order[::-1]):
                 row = {'round': r, 'shape': name, 'side': side, **run(cmd)}
@@ -49,7 +54,7 @@ def main():
     if a.json:
         with open(a.json, 'w') as f:
             f.writelines(json.dumps(x) + '\n' for x in rows)
-    for name, *_ in SHAPES:
+    for name, *_ in SHAPES[a.what]:
         get = lambda side, k: [x[k] for x in rows if x['shape'] == name and x['side'] == side]
         ours, theirs = get('mixnas', 'images_per_s'), get('pytorch', 'images_per_s')
         paired = statistics.median(o / t for o, t in zip(ours, theirs))

@@ -227,4 +227,24 @@ impl Arch {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("an Arch always serialises")
     }
+
+    /// The network at width `multiplier` (timm's `channel_multiplier`): the stem and every
+    /// block's input and output widths through [`scale::round_filters`], expansion ratios, SE
+    /// ratios, kernels and groups as they were, the head kept (MixNet-L is MixNet-M widened by
+    /// 1.3 with its 1536 head). Used to train a cheaper proxy of the same design.
+    pub fn widened(&self, multiplier: f64) -> Arch {
+        let mut arch = self.clone();
+        if multiplier == 1.0 {
+            return arch;
+        }
+        arch.stem.out = scale::round_filters(arch.stem.out, multiplier);
+        for b in &mut arch.blocks {
+            b.in_ch = scale::round_filters(b.in_ch, multiplier);
+            b.out = scale::round_filters(b.out, multiplier);
+        }
+        if let Some(name) = &arch.name {
+            arch.name = Some(format!("{name}-x{multiplier}"));
+        }
+        arch
+    }
 }

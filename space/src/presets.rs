@@ -211,6 +211,19 @@ mod tests {
     }
 
     #[test]
+    fn widening_mixnet_m_by_1_3_gives_mixnet_l_and_half_width_stays_valid() {
+        let widened = mixnet_m().widened(1.3);
+        assert_eq!((&widened.stem, &widened.blocks, &widened.head), (&mixnet_l().stem, &mixnet_l().blocks, &mixnet_l().head));
+        assert_eq!(widened.name.as_deref(), Some("mixnet-m-x1.3"));
+        assert_eq!(mixnet_s().widened(1.0), mixnet_s());
+        let half = mixnet_s().widened(0.5);
+        crate::validate(&half).unwrap();
+        assert_eq!(half.stem.out, 8);
+        let (full, halved) = (crate::cost(&mixnet_s(), 32).total, crate::cost(&half, 32).total);
+        assert!(halved.macs * 3 < full.macs, "half width: {} of {} MACs", halved.macs, full.macs);
+    }
+
+    #[test]
     fn timm_names_pick_conventions() {
         let tf = timm_model("tf_mixnet_m").unwrap();
         assert_eq!((tf.padding, tf.bn.eps), (Padding::TfSame, 1e-3));
