@@ -55,7 +55,7 @@ fn bench_train_times_the_adapted_network_unless_told_not_to() {
 }
 
 /// `nas bench eval` times batched inference of the same network `nas bench train` trains, and
-/// `--width` scales it first (a half-width MixNet-S has under a third of the multiply-adds).
+/// `--width` scales it first (a half-width MixNet-S has under half the multiply-adds).
 #[test]
 fn bench_eval_times_the_adapted_network_and_width_scales_it() {
     let bench = |what: &str, extra: &[&str]| -> serde_json::Value {
@@ -67,9 +67,9 @@ fn bench_eval_times_the_adapted_network_and_width_scales_it() {
     assert_eq!((full["what"].as_str(), full["adapted"].as_bool(), full["final_map"].as_u64()), (Some("eval"), Some(true), Some(4)), "{full}");
     assert_eq!((full["batch"].as_u64(), full["samples"].as_u64()), (Some(4), Some(3)), "{full}");
     let half = bench("eval", &["--arch", "mixnet-s", "--width", "0.5"]);
-    assert!(half["mmacs"].as_f64().unwrap() * 3.0 < full["mmacs"].as_f64().unwrap(), "half {half} vs full {full}");
+    assert!(half["mmacs"].as_f64().unwrap() * 2.0 < full["mmacs"].as_f64().unwrap(), "half {half} vs full {full}");
     assert_eq!(bench("train", &["--arch", "mixnet-s", "--width", "0.5"])["width"].as_f64(), Some(0.5));
     let bad = nas(&["bench", "eval", "--width", "0"]);
     assert!(!bad.status.success());
-    assert_eq!(String::from_utf8_lossy(&bad.stderr).trim(), "error: --width: 0 is not allowed; use a multiplier in (0, 4]");
+    assert_eq!(String::from_utf8_lossy(&bad.stderr).trim(), "nas: --width: 0 is not allowed; use a multiplier in (0, 4]");
 }
