@@ -64,12 +64,19 @@ fn bench_eval_times_the_adapted_network_and_width_scales_it() {
         serde_json::from_slice(&out.stdout).expect("stdout is one JSON line")
     };
     let full = bench("eval", &["--arch", "mixnet-s"]);
-    assert_eq!((full["what"].as_str(), full["adapted"].as_bool(), full["final_map"].as_u64()), (Some("eval"), Some(true), Some(4)), "{full}");
+    assert_eq!(
+        (full["what"].as_str(), full["adapted"].as_bool(), full["final_map"].as_u64()),
+        (Some("eval"), Some(true), Some(4)),
+        "{full}"
+    );
     assert_eq!((full["batch"].as_u64(), full["samples"].as_u64()), (Some(4), Some(3)), "{full}");
     let half = bench("eval", &["--arch", "mixnet-s", "--width", "0.5"]);
     assert!(half["mmacs"].as_f64().unwrap() * 2.0 < full["mmacs"].as_f64().unwrap(), "half {half} vs full {full}");
     assert_eq!(bench("train", &["--arch", "mixnet-s", "--width", "0.5"])["width"].as_f64(), Some(0.5));
     let bad = nas(&["bench", "eval", "--width", "0"]);
     assert!(!bad.status.success());
-    assert_eq!(String::from_utf8_lossy(&bad.stderr).trim(), "nas: --width: 0 is not allowed; use a multiplier in (0, 4]");
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).trim(),
+        "nas: --width: 0 is not allowed; use a multiplier in (0, 4]"
+    );
 }

@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn widening_mixnet_m_by_1_3_gives_mixnet_l_and_half_width_stays_valid() {
         let widened = mixnet_m().widened(1.3);
-        assert_eq!((&widened.stem, &widened.blocks, &widened.head), (&mixnet_l().stem, &mixnet_l().blocks, &mixnet_l().head));
+        assert_eq!(
+            (&widened.stem, &widened.blocks, &widened.head),
+            (&mixnet_l().stem, &mixnet_l().blocks, &mixnet_l().head)
+        );
         assert_eq!(widened.name.as_deref(), Some("mixnet-m-x1.3"));
         assert_eq!(mixnet_s().widened(1.0), mixnet_s());
         let half = mixnet_s().widened(0.5);
