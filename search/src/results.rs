@@ -30,6 +30,13 @@ pub struct TrialRecord {
     pub status: Status,
     pub reward: f64,
     pub seed: u64,
+    /// The successive-halving rung this evaluation was made at (0: the first, and the only one
+    /// at full fidelity).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rung: usize,
+    /// The trial at the rung below that promoted this candidate here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_from: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +76,10 @@ impl TrialRecord {
         };
         format!("{outcome} ({:.1}s)", (self.finished_at - self.started_at).max(0.0))
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn unix_now() -> f64 {
@@ -169,19 +180,23 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     write_atomic(path, text.as_bytes())
 }
 
-/// The highest-reward trial that has an evaluation (earliest id on ties).
+/// The highest-reward trial that has an evaluation, among those at the highest rung (a score
+/// after less training never beats one after more); earliest id on ties.
 pub fn best(records: &[TrialRecord]) -> Option<&TrialRecord> {
     records.iter().filter(|r| r.evaluation.is_some() && r.arch.is_some()).fold(None, |best: Option<&TrialRecord>, r| {
         match best {
-            Some(b) if b.reward >= r.reward => Some(b),
+            Some(b) if (b.rung, b.reward) >= (r.rung, r.reward) => Some(b),
             _ => Some(r),
         }
     })
 }
 
-/// Evaluated, uncached trials not dominated in (higher accuracy, lower latency), by latency.
+/// Evaluated, uncached trials not dominated in (higher accuracy, lower latency), by latency;
+/// only those at the highest rung evaluated, so that accuracies after equal training compete.
 pub fn pareto(records: &[TrialRecord]) -> Vec<&TrialRecord> {
-    let done: Vec<&TrialRecord> = records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some()).collect();
+    let evaluated = || records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some());
+    let top = evaluated().map(|r| r.rung).max().unwrap_or(0);
+    let done: Vec<&TrialRecord> = evaluated().filter(|r| r.rung == top).collect();
     let dominated = |r: &TrialRecord| {
         let (a, l) = (r.accuracy().unwrap(), r.latency_ms().unwrap());
         done.iter().any(|o| {
@@ -263,6 +278,8 @@ mod tests {
             status,
             reward: 0.61494,
             seed: 0,
+            rung: 0,
+            promoted_from: None,
             cached_from: None,
             error: error.map(String::from),
             evaluation,

@@ -105,7 +105,7 @@ mod tests {
                 proxy: ProxySettings::default(),
                 seed: 1,
             },
-            trial: TrialSpec { id: 7, arch, choices: vec![1, 2], seed: 9, threads: 1 },
+            trial: TrialSpec { id: 7, arch, choices: vec![1, 2], seed: 9, threads: 1, epochs: None },
         }
     }
 
