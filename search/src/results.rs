@@ -290,6 +290,33 @@ mod tests {
     }
 
     #[test]
+    fn the_best_is_at_the_highest_rung_whatever_the_lower_rungs_scored() {
+        let e = crate::evaluate::Evaluation {
+            val_accuracy: 0.5,
+            latency_ms: 8.0,
+            latency_source: "surrogate".into(),
+            macs: 1,
+            params: 1,
+            train_seconds: 0.0,
+            details: Default::default(),
+        };
+        let at = |id, rung, reward, latency_ms| TrialRecord {
+            id,
+            rung,
+            reward,
+            arch: Some(space::presets::mixnet_s()),
+            evaluation: Some(crate::evaluate::Evaluation { latency_ms, ..e.clone() }),
+            ..record(Status::Ok, None, None)
+        };
+        let records =
+            [at(0, 0, 0.9, 1.0), at(1, 1, 0.4, 5.0), at(2, 2, 0.3, 9.0), at(3, 2, 0.3, 2.0), at(4, 0, 0.2, 0.5)];
+        assert_eq!(best(&records).map(|r| r.id), Some(2), "rung 2 first, then reward, then the lower id");
+        let front: Vec<u64> = pareto(&records).iter().map(|r| r.id).collect();
+        assert_eq!(front, vec![3], "the front compares top-rung trials only");
+        assert_eq!(best(&records[..2]).map(|r| r.id), Some(1));
+    }
+
+    #[test]
     fn outcome_lines_say_the_result_or_why_there_is_none() {
         let e = crate::evaluate::Evaluation {
             val_accuracy: 0.52674,
