@@ -127,20 +127,17 @@ impl Fidelity {
         Ok((0..rungs).map(|r| top / eta.pow((rungs - 1 - r) as u32)).collect())
     }
 
-    /// The candidates a bracket holds when the batch size is `batch_size` (0: automatic, the
-    /// smallest multiple of [`Self::min_bracket`] that keeps every worker busy at rung 0, and
-    /// for full fidelity one per worker, at least 8). An explicit size below the minimum is
-    /// refused, since none of its candidates would reach the top rung.
-    pub fn bracket(&self, batch_size: usize, workers: usize) -> Result<usize, String> {
+    /// Candidates per strategy update for a configured `batch_size` (0: automatic). At full
+    /// fidelity: `batch_size`, or one per worker and at least 8. Under successive halving, a
+    /// bracket: the smallest multiple of [`Self::min_bracket`] that holds `batch_size` (or one
+    /// per worker), so that every bracket brings a candidate to the top rung.
+    pub fn bracket(&self, batch_size: usize, workers: usize) -> usize {
         let min = self.min_bracket();
         match (self, batch_size) {
-            (Fidelity::Full, 0) => Ok(workers.max(8)),
-            (Fidelity::Full, n) => Ok(n),
-            (Fidelity::Halving { .. }, 0) => Ok(workers.max(1).div_ceil(min) * min),
-            (Fidelity::Halving { eta, rungs }, n) if n < min => Err(format!(
-                "batch_size {n} with --fidelity sh --eta {eta} --rungs {rungs}: a bracket needs at least {min} candidates (eta^(rungs-1)) for one to reach the top rung; set batch_size to 0 (automatic) or a multiple of {min}"
-            )),
-            (_, n) => Ok(n),
+            (Fidelity::Full, 0) => workers.max(8),
+            (Fidelity::Full, n) => n,
+            (Fidelity::Halving { .. }, 0) => workers.max(1).div_ceil(min) * min,
+            (Fidelity::Halving { .. }, n) => n.div_ceil(min) * min,
         }
     }
 }
@@ -200,11 +197,9 @@ mod tests {
         let sh = Fidelity::halving(3, 3).unwrap();
         assert_eq!((sh.rung_sizes(9), sh.evaluations(9)), (vec![9, 3, 1], 13));
         assert_eq!(sh.rung_sizes(20), vec![20, 6, 2]);
-        assert_eq!(sh.bracket(0, 1), Ok(9));
-        assert_eq!(sh.bracket(0, 10), Ok(18));
-        assert_eq!(sh.bracket(12, 4), Ok(12));
-        assert!(sh.bracket(8, 1).unwrap_err().contains("at least 9 candidates"));
-        assert_eq!((Fidelity::Full.bracket(0, 3), Fidelity::Full.bracket(5, 3)), (Ok(8), Ok(5)));
+        assert_eq!((sh.bracket(0, 1), sh.bracket(0, 10)), (9, 18), "one candidate per worker, rounded up");
+        assert_eq!((sh.bracket(4, 1), sh.bracket(9, 4), sh.bracket(12, 4)), (9, 9, 18), "batch_size rounded up");
+        assert_eq!((Fidelity::Full.bracket(0, 3), Fidelity::Full.bracket(5, 3)), (8, 5));
         assert_eq!(Fidelity::Full.rung_sizes(6), vec![6]);
     }
 

@@ -88,16 +88,15 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
-    /// Candidates per strategy update (a bracket under successive halving); see
-    /// [`Fidelity::bracket`] for the sizes refused.
-    pub fn batch(&self) -> Result<usize, String> {
+    /// Candidates per strategy update (a bracket under successive halving: [`Fidelity::bracket`]).
+    pub fn batch(&self) -> usize {
         self.fidelity.bracket(self.batch_size, self.workers)
     }
 
     /// The training epochs of each rung's evaluations (`None`: the evaluator does not train),
     /// or why the fidelity settings cannot run; checked before a run folder is made.
     pub fn rung_epochs(&self) -> Result<Vec<Option<usize>>, String> {
-        let batch = self.batch()?;
+        let batch = self.batch();
         if let Fidelity::Halving { eta, rungs } = self.fidelity {
             let min = self.fidelity.min_bracket();
             if self.trials < min {
@@ -113,7 +112,7 @@ impl RunConfig {
     /// The most journal records the run makes: every candidate's rung-0 evaluation plus the
     /// promotions (one per candidate at full fidelity).
     pub fn planned_evaluations(&self) -> usize {
-        let Ok(batch) = self.batch() else { return self.trials };
+        let batch = self.batch();
         let (full, rest) = (self.trials / batch, self.trials % batch);
         full * self.fidelity.evaluations(batch) + self.fidelity.evaluations(rest)
     }
@@ -235,7 +234,7 @@ impl Runner {
     pub fn run(&mut self) -> Result<Summary, String> {
         let start = Instant::now();
         let bar = self.progress_bar();
-        let batch = self.config.batch()? as u64;
+        let batch = self.config.batch() as u64;
         let total = self.config.trials as u64;
         let mut appended = 0usize;
         while self.batches_done * batch < total {
