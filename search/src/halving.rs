@@ -117,7 +117,7 @@ impl Fidelity {
     pub fn rung_epochs(&self, top: usize) -> Result<Vec<usize>, String> {
         let Fidelity::Halving { eta, rungs } = *self else { return Ok(vec![top]) };
         let step = self.min_bracket();
-        if top == 0 || top % step != 0 {
+        if top == 0 || !top.is_multiple_of(step) {
             let allowed: Vec<String> = (1..=3).map(|k| (k * step).to_string()).collect();
             return Err(format!(
                 "proxy.epochs {top} with --fidelity sh --eta {eta} --rungs {rungs}: the top rung trains proxy.epochs and each rung below 1/{eta} of it, so proxy.epochs must be a multiple of {step} ({}, ...)",
