@@ -93,17 +93,22 @@ impl RunConfig {
         self.fidelity.bracket(self.batch_size, self.workers)
     }
 
-    /// The training epochs of each rung's evaluations (`None`: the evaluator does not train),
-    /// or why the fidelity settings cannot run; checked before a run folder is made.
+    /// The training epochs of each rung's evaluations (`None`: the evaluator's own, for one
+    /// that does not train and at full fidelity), or why the fidelity settings cannot run;
+    /// checked before a run folder is made.
     pub fn rung_epochs(&self) -> Result<Vec<Option<usize>>, String> {
         let batch = self.batch();
         if let Fidelity::Halving { eta, rungs } = self.fidelity {
             let min = self.fidelity.min_bracket();
             if self.trials < min {
-                return Err(format!("--trials {} with --fidelity sh --eta {eta} --rungs {rungs}: fewer than {min} candidates never reach the top rung; use --trials {min} or more (best a multiple of the bracket, {batch})", self.trials));
+                return Err(format!(
+                    "--trials {} with --fidelity sh --eta {eta} --rungs {rungs}: fewer than {min} candidates never reach the top rung; use --trials {min} or more (best a multiple of the bracket, {batch})",
+                    self.trials
+                ));
             }
         }
-        match self.evaluator.trains() {
+        // At full fidelity the evaluator keeps its own epochs, and the journal its old form.
+        match self.evaluator.trains() && !self.fidelity.is_full() {
             true => Ok(self.fidelity.rung_epochs(self.proxy.epochs)?.into_iter().map(Some).collect()),
             false => Ok(vec![None; self.fidelity.rungs()]),
         }
