@@ -84,6 +84,7 @@ fn a_real_proxy_search_runs_to_completion_and_inspects() {
         let e = r.evaluation.as_ref().unwrap();
         assert!((0.0..=1.0).contains(&e.val_accuracy) && e.latency_ms > 0.0 && e.train_seconds > 0.0, "{e:?}");
         assert!(e.details["train_loss"].as_f64().is_some_and(f64::is_finite), "{e:?}");
+        assert!(!e.details.contains_key("epochs"), "full fidelity keeps the evaluator's epochs unrecorded: {e:?}");
         assert!(e.macs > 0 && e.params > 0, "{e:?}");
     }
     let summary: Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
@@ -126,6 +127,8 @@ fn sigkill_and_resume_reach_the_uninterrupted_journal() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let expected = journal(&whole);
     assert_eq!(expected.len(), 24);
+    let lines = std::fs::read_to_string(whole.join("trials.jsonl")).unwrap();
+    assert!(!lines.contains("\"rung\"") && !lines.contains("promoted_from"), "full fidelity: no rung fields");
 
     // Slowed trials so that kills land mid-run: right after start, then after 5 and 14 trials.
     let delayed = |cmd: &mut Command| cmd.env("MIXNAS_SURROGATE_DELAY_MS", "40").stderr(Stdio::null()).spawn().unwrap();
