@@ -222,6 +222,19 @@ fn announce_table(setting: &LatencySetting) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the successive-halving settings and says in one line what a bracket does.
+fn announce_halving(c: &RunConfig) -> Result<(), String> {
+    let epochs = c.rung_epochs()?;
+    let Fidelity::Halving { eta, .. } = c.fidelity else { return Ok(()) };
+    let sizes: Vec<String> = c.fidelity.rung_sizes(c.batch()).iter().map(|n| n.to_string()).collect();
+    let budget = match epochs.iter().map(|e| e.map(|e| e.to_string())).collect::<Option<Vec<_>>>() {
+        Some(e) => format!("{} epochs", e.join(" / ")),
+        None => format!("the {} evaluator scoring every rung alike", c.evaluator.name()),
+    };
+    eprintln!("successive halving: brackets of {} evaluations (best 1/{eta} promoted), {budget}", sizes.join(" -> "));
+    Ok(())
+}
+
 fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
     let s = ::space::SearchSpace::from_spec(&c.space).map_err(|e| e.to_string())?;
     Ok(match c.classes {
@@ -272,7 +285,7 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     }
     let space = load_space(&config)?;
     config.proxy.follow_space(&space);
-    config.rung_epochs()?;
+    announce_halving(&config)?;
     announce_table(&config.proxy.latency)?;
     let latency = super::latency::service()?;
     let connection = args.broker.as_deref().map(|url| args.auth.connection(url)).transpose()?;
