@@ -1,7 +1,8 @@
 //! `nas search` as a process: the real proxy evaluator runs a tiny search to completion;
 //! SIGKILL at several moments and `--resume` reach the journal of an uninterrupted run; bad
 //! input is one error line, exit 2 and no run folder; an unreachable latency target is warned
-//! about from the lookup table.
+//! about from the lookup table; successive halving promotes by rung, from flags or the config,
+//! and resumes like the rest.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -83,6 +84,7 @@ fn a_real_proxy_search_runs_to_completion_and_inspects() {
         let e = r.evaluation.as_ref().unwrap();
         assert!((0.0..=1.0).contains(&e.val_accuracy) && e.latency_ms > 0.0 && e.train_seconds > 0.0, "{e:?}");
         assert!(e.details["train_loss"].as_f64().is_some_and(f64::is_finite), "{e:?}");
+        assert!(!e.details.contains_key("epochs"), "full fidelity keeps the evaluator's epochs unrecorded: {e:?}");
         assert!(e.macs > 0 && e.params > 0, "{e:?}");
     }
     let summary: Summary = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
@@ -125,6 +127,8 @@ fn sigkill_and_resume_reach_the_uninterrupted_journal() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let expected = journal(&whole);
     assert_eq!(expected.len(), 24);
+    let lines = std::fs::read_to_string(whole.join("trials.jsonl")).unwrap();
+    assert!(!lines.contains("\"rung\"") && !lines.contains("promoted_from"), "full fidelity: no rung fields");
 
     // Slowed trials so that kills land mid-run: right after start, then after 5 and 14 trials.
     let delayed = |cmd: &mut Command| cmd.env("MIXNAS_SURROGATE_DELAY_MS", "40").stderr(Stdio::null()).spawn().unwrap();
@@ -218,4 +222,109 @@ fn without_a_terminal_each_finished_trial_is_one_stderr_line() {
     let quiet_stderr = String::from_utf8_lossy(&quiet.stderr);
     assert!(!quiet_stderr.lines().any(|l| l.starts_with("trial ")), "--quiet prints no trial lines: {quiet_stderr}");
     assert_eq!(out.stdout, quiet.stdout, "the progress goes to stderr only");
+}
+
+/// The dev half of NAS-Bench-Macro's truth, where the shared folder has it.
+fn benchmark_dev() -> Option<PathBuf> {
+    testkit::shared::shared_path("benchmarks/nas-bench-macro/cifar10-dev.json")
+}
+
+/// A random search over NAS-Bench-Macro's space scored from its truth, in seconds.
+fn benchmark_search(dev: &Path, out: &Path, args: &[&str]) -> std::process::Output {
+    let table = format!("table:{}", dev.display());
+    let space = workspace().join("configs/space-nas-bench-macro.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas"));
+    cmd.arg("search").arg("--space").arg(space).args(["--evaluator", &table, "--strategy", "random"]);
+    cmd.args(["--seed", "1", "--target-latency", "5ms", "--quiet"]).args(args).arg("--out").arg(out);
+    run(&mut cmd)
+}
+
+#[test]
+fn successive_halving_promotes_9_to_3_to_1_and_best_json_is_the_top_rung() {
+    let Some(dev) = benchmark_dev() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let flags = tmp.path().join("flags");
+    let config = workspace().join("configs/search.json");
+    let out = benchmark_search(&dev, &flags, &["--config", arg(&config), "--trials", "9", "--fidelity", "sh"]);
+    // Exit 1: codes outside the dev half are failed trials.
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = journal(&flags);
+    let ids_at = |rung: usize| j.iter().filter(|r| r.rung == rung).map(|r| r.id).collect::<Vec<u64>>();
+    assert_eq!((ids_at(0), ids_at(1), ids_at(2)), ((0..9).collect(), vec![9, 10, 11], vec![12]));
+    let mut scored: Vec<&TrialRecord> = j[..9].iter().filter(|r| r.status == Status::Ok).collect();
+    scored.sort_by(|a, b| b.reward.total_cmp(&a.reward));
+    let mut best_three: Vec<u64> = scored[..3].iter().map(|r| r.id).collect();
+    best_three.sort();
+    assert_eq!(j[9..12].iter().map(|r| r.promoted_from.unwrap()).collect::<Vec<_>>(), best_three);
+    let top = &j[12];
+    let from = &j[top.promoted_from.unwrap() as usize];
+    assert_eq!((from.rung, &from.choices, from.seed), (1, &top.choices, top.seed));
+    assert_eq!(from.promoted_from, Some(scored[0].id), "rung 1's best goes on");
+    // The table scores every rung alike: the top rung holds the best of the bracket.
+    assert_eq!(top.reward, scored[0].reward);
+    let summary: Summary = serde_json::from_slice(&std::fs::read(flags.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((summary.trials, summary.best_trial), (13, Some(12)), "best by rung, then reward");
+    let best = space::parse_arch(&std::fs::read(flags.join("best.json")).unwrap(), "best.json").unwrap();
+    assert_eq!(best.provenance.and_then(|p| p.trial), Some(12));
+
+    // The same as a config block.
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    c["fidelity"] = serde_json::json!({"kind": "sh", "eta": 3, "rungs": 3});
+    let block = tmp.path().join("sh.json");
+    std::fs::write(&block, c.to_string()).unwrap();
+    let from_config = tmp.path().join("config");
+    let out = benchmark_search(&dev, &from_config, &["--config", arg(&block), "--trials", "9"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(journal(&from_config), j);
+}
+
+#[test]
+fn successive_halving_sigkilled_and_resumed_reaches_the_uninterrupted_journal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, broken) = (tmp.path().join("whole"), tmp.path().join("broken"));
+    let common = ["--trials", "18", "--seed", "4", "--target-latency", "35ms", "--fidelity", "sh"];
+    let out = run(search(&common).arg("--out").arg(&whole));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = journal(&whole);
+    let rungs: Vec<usize> = expected.iter().map(|r| r.rung).collect();
+    let bracket = [vec![0; 9], vec![1; 3], vec![2]].concat();
+    assert_eq!(rungs, [bracket.clone(), bracket].concat());
+
+    // Killed at rung 0 of the first bracket, at its rung 1, then in the second bracket.
+    let delayed = |cmd: &mut Command| cmd.env("MIXNAS_SURROGATE_DELAY_MS", "40").stderr(Stdio::null()).spawn().unwrap();
+    let first = delayed(search(&common).arg("--out").arg(&broken));
+    kill_when(first, || lines_in(&broken) >= 4);
+    for after in [10, 17] {
+        let resumed = delayed(search(&["--resume"]).arg(&broken));
+        kill_when(resumed, || lines_in(&broken) >= after);
+        let so_far = journal(&broken);
+        assert!(so_far.len() >= after && so_far.len() < 26, "killed after {} trials", so_far.len());
+        for r in &so_far {
+            assert_eq!(Some(r), expected.iter().find(|e| e.id == r.id), "trial {} differs", r.id);
+        }
+    }
+    let out = run(search(&["--resume"]).arg(&broken));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(journal(&broken), expected);
+}
+
+#[test]
+fn halving_settings_that_cannot_run_are_one_line_exit_2_and_no_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--fidelity", "sh", "--eta", "1"], "eta 1 (--eta, fidelity.eta): must be at least 2"),
+        (&["--rungs", "2"], "add --fidelity sh"),
+        (&["--fidelity", "sh", "--trials", "5"], "fewer than 9 candidates"),
+        // The shipped config's proxy trains 2 epochs: not a multiple of 3 * 3.
+        (&["--fidelity", "sh", "--evaluator", "proxy"], "proxy.epochs 2 with --fidelity sh --eta 3 --rungs 3"),
+    ];
+    for (args, says) in cases {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas"));
+        cmd.arg("search").arg("--config").arg(workspace().join("configs/search.json"));
+        cmd.args(["--quiet", "--target-latency", "35ms"]).args(args);
+        let (code, lines) = refused(cmd, &out_dir);
+        assert_eq!((code, lines.len()), (2, 1), "{args:?}: {lines:?}");
+        assert!(lines[0].contains(says), "{args:?}: {lines:?}");
+    }
 }

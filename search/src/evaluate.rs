@@ -30,6 +30,11 @@ pub struct TrialSpec {
     pub seed: u64,
     /// CPU threads this evaluation may use.
     pub threads: usize,
+    /// Training epochs of this evaluation (a successive-halving rung's budget); `None`: the
+    /// evaluator's own setting. Evaluators that do not train (table, surrogate, zero-cost)
+    /// ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
 }
 
 /// What an evaluation measured.

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod distributed;
 pub mod evaluate;
 pub mod fidelity;
+pub mod halving;
 pub mod proxy;
 pub mod results;
 pub mod reward;

@@ -83,9 +83,13 @@ pub fn fastest_in_space(
 impl TrialEvaluator for ProxyEvaluator {
     fn evaluate(&self, trial: &TrialSpec) -> Result<Evaluation, String> {
         let (latency_ms, latency_source) = self.latency(&trial.arch)?;
-        let r = proxy_evaluate(&trial.arch, &self.proxy, &self.data, trial.seed).map_err(|e| e.to_string())?;
+        let proxy = ProxyConfig { epochs: trial.epochs.unwrap_or(self.proxy.epochs), ..self.proxy.clone() };
+        let r = proxy_evaluate(&trial.arch, &proxy, &self.data, trial.seed).map_err(|e| e.to_string())?;
         let cost = space::cost(&trial.arch, self.latency.resolution).total;
         let mut details = serde_json::Map::new();
+        if trial.epochs.is_some() {
+            details.insert("epochs".into(), proxy.epochs.into());
+        }
         details.insert("train_loss".into(), r.train_loss.into());
         details.insert("images_per_s".into(), r.images_per_s.into());
         Ok(Evaluation {

@@ -30,6 +30,13 @@ pub struct TrialRecord {
     pub status: Status,
     pub reward: f64,
     pub seed: u64,
+    /// The successive-halving rung this evaluation was made at (0: the first, and the only one
+    /// at full fidelity).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rung: usize,
+    /// The trial at the rung below that promoted this candidate here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_from: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_from: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +76,10 @@ impl TrialRecord {
         };
         format!("{outcome} ({:.1}s)", (self.finished_at - self.started_at).max(0.0))
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub fn unix_now() -> f64 {
@@ -169,19 +180,23 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     write_atomic(path, text.as_bytes())
 }
 
-/// The highest-reward trial that has an evaluation (earliest id on ties).
+/// The highest-reward trial that has an evaluation, among those at the highest rung (a score
+/// after less training never beats one after more); earliest id on ties.
 pub fn best(records: &[TrialRecord]) -> Option<&TrialRecord> {
     records.iter().filter(|r| r.evaluation.is_some() && r.arch.is_some()).fold(None, |best: Option<&TrialRecord>, r| {
         match best {
-            Some(b) if b.reward >= r.reward => Some(b),
+            Some(b) if (b.rung, b.reward) >= (r.rung, r.reward) => Some(b),
             _ => Some(r),
         }
     })
 }
 
-/// Evaluated, uncached trials not dominated in (higher accuracy, lower latency), by latency.
+/// Evaluated, uncached trials not dominated in (higher accuracy, lower latency), by latency;
+/// only those at the highest rung evaluated, so that accuracies after equal training compete.
 pub fn pareto(records: &[TrialRecord]) -> Vec<&TrialRecord> {
-    let done: Vec<&TrialRecord> = records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some()).collect();
+    let evaluated = || records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some());
+    let top = evaluated().map(|r| r.rung).max().unwrap_or(0);
+    let done: Vec<&TrialRecord> = evaluated().filter(|r| r.rung == top).collect();
     let dominated = |r: &TrialRecord| {
         let (a, l) = (r.accuracy().unwrap(), r.latency_ms().unwrap());
         done.iter().any(|o| {
@@ -263,6 +278,8 @@ mod tests {
             status,
             reward: 0.61494,
             seed: 0,
+            rung: 0,
+            promoted_from: None,
             cached_from: None,
             error: error.map(String::from),
             evaluation,
@@ -270,6 +287,33 @@ mod tests {
             started_at: 100.0,
             finished_at: 112.34,
         }
+    }
+
+    #[test]
+    fn the_best_is_at_the_highest_rung_whatever_the_lower_rungs_scored() {
+        let e = crate::evaluate::Evaluation {
+            val_accuracy: 0.5,
+            latency_ms: 8.0,
+            latency_source: "surrogate".into(),
+            macs: 1,
+            params: 1,
+            train_seconds: 0.0,
+            details: Default::default(),
+        };
+        let at = |id, rung, reward, latency_ms| TrialRecord {
+            id,
+            rung,
+            reward,
+            arch: Some(space::presets::mixnet_s()),
+            evaluation: Some(crate::evaluate::Evaluation { latency_ms, ..e.clone() }),
+            ..record(Status::Ok, None, None)
+        };
+        let records =
+            [at(0, 0, 0.9, 1.0), at(1, 1, 0.4, 5.0), at(2, 2, 0.3, 9.0), at(3, 2, 0.3, 2.0), at(4, 0, 0.2, 0.5)];
+        assert_eq!(best(&records).map(|r| r.id), Some(2), "rung 2 first, then reward, then the lower id");
+        let front: Vec<u64> = pareto(&records).iter().map(|r| r.id).collect();
+        assert_eq!(front, vec![3], "the front compares top-rung trials only");
+        assert_eq!(best(&records[..2]).map(|r| r.id), Some(1));
     }
 
     #[test]

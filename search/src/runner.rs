@@ -11,6 +11,12 @@
 //! run reaches the same trials as an uninterrupted one. Journal line order can differ with
 //! several workers (lines are appended on completion); the content per id does not, except
 //! timestamps.
+//!
+//! With successive halving ([`crate::halving`]) a batch is a bracket: its candidates are
+//! scored at rung 0 and the promoted ones again at each rung above, before the strategy
+//! observes the batch. Bracket b holds ids `[b*E, (b+1)*E)`, E being the most evaluations a
+//! bracket makes; rung r's ids follow rung r-1's. Promotions are recomputed from the journalled
+//! scores, so resume keeps the guarantees above.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -21,6 +27,7 @@ use evaluator::rng::mix;
 use serde::{Deserialize, Serialize};
 
 use crate::evaluate::{Evaluation, Executor, TrialSpec};
+use crate::halving::{promote, Fidelity};
 use crate::proxy::ProxySettings;
 use crate::results::{
     self, append_line, parse_json, read_json, read_lines, unix_now, write_json, Status, Summary, TrialRecord,
@@ -54,6 +61,9 @@ pub struct RunConfig {
     pub data: String,
     /// The proxy trainer's settings (defaults filled in).
     pub proxy: ProxySettings,
+    /// Full (each candidate once) or successive halving; `trials` counts candidates either way.
+    #[serde(skip_serializing_if = "Fidelity::is_full")]
+    pub fidelity: Fidelity,
 }
 
 impl Default for RunConfig {
@@ -72,16 +82,44 @@ impl Default for RunConfig {
             batch_size: 0,
             data: "default".into(),
             proxy: ProxySettings { epochs: 5, ..Default::default() },
+            fidelity: Fidelity::Full,
         }
     }
 }
 
 impl RunConfig {
+    /// Candidates per strategy update (a bracket under successive halving: [`Fidelity::bracket`]).
     pub fn batch(&self) -> usize {
-        match self.batch_size {
-            0 => self.workers.max(8),
-            n => n,
+        self.fidelity.bracket(self.batch_size, self.workers)
+    }
+
+    /// The training epochs of each rung's evaluations (`None`: the evaluator's own, for one
+    /// that does not train and at full fidelity), or why the fidelity settings cannot run;
+    /// checked before a run folder is made.
+    pub fn rung_epochs(&self) -> Result<Vec<Option<usize>>, String> {
+        let batch = self.batch();
+        if let Fidelity::Halving { eta, rungs } = self.fidelity {
+            let min = self.fidelity.min_bracket();
+            if self.trials < min {
+                return Err(format!(
+                    "--trials {} with --fidelity sh --eta {eta} --rungs {rungs}: fewer than {min} candidates never reach the top rung; use --trials {min} or more (best a multiple of the bracket, {batch})",
+                    self.trials
+                ));
+            }
         }
+        // At full fidelity the evaluator keeps its own epochs, and the journal its old form.
+        match self.evaluator.trains() && !self.fidelity.is_full() {
+            true => Ok(self.fidelity.rung_epochs(self.proxy.epochs)?.into_iter().map(Some).collect()),
+            false => Ok(vec![None; self.fidelity.rungs()]),
+        }
+    }
+
+    /// The most journal records the run makes: every candidate's rung-0 evaluation plus the
+    /// promotions (one per candidate at full fidelity).
+    pub fn planned_evaluations(&self) -> usize {
+        let batch = self.batch();
+        let (full, rest) = (self.trials / batch, self.trials % batch);
+        full * self.fidelity.evaluations(batch) + self.fidelity.evaluations(rest)
     }
 }
 
@@ -100,6 +138,8 @@ pub struct Runner {
     executor: Box<dyn Executor>,
     strategy: Box<dyn Strategy>,
     records: HashMap<u64, TrialRecord>,
+    /// Training epochs per rung, from [`RunConfig::rung_epochs`].
+    rung_epochs: Vec<Option<usize>>,
     batches_done: u64,
     elapsed_before: f64,
     progress: bool,
@@ -152,6 +192,7 @@ impl Runner {
         space: space::SearchSpace,
         executor: Box<dyn Executor>,
     ) -> Result<Self, String> {
+        let rung_epochs = config.rung_epochs()?;
         let mut strategy = strategy::build(&config.strategy, &space.num_options(), config.seed)?;
         let (mut batches_done, mut elapsed_before) = (0, 0.0);
         let ckpt = dir.join("strategy.json");
@@ -169,6 +210,7 @@ impl Runner {
             executor,
             strategy,
             records,
+            rung_epochs,
             batches_done,
             elapsed_before,
             progress: false,
@@ -205,10 +247,9 @@ impl Runner {
             if self.config.time_seconds.is_some_and(|t| elapsed >= t) {
                 break;
             }
-            let ids: Vec<u64> = (self.batches_done * batch..((self.batches_done + 1) * batch).min(total)).collect();
-            let proposals = self.strategy.propose(ids.len());
-            self.run_batch(&ids, proposals, &mut appended, &bar)?;
-            let observations: Vec<Observation> = ids.iter().map(|id| observation(&self.records[id])).collect();
+            let n = batch.min(total - self.batches_done * batch) as usize;
+            let proposals = self.strategy.propose(n);
+            let observations = self.run_bracket(batch as usize, proposals, &mut appended, &bar)?;
             self.strategy.observe(&observations);
             self.batches_done += 1;
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
@@ -225,6 +266,55 @@ impl Runner {
         results::write_reports(&self.dir, &run, &self.records(), wall)
     }
 
+    /// Scores the proposals of this batch at rung 0, then the promoted ones rung by rung, and
+    /// returns what the strategy observes: each candidate's outcome at its highest rung.
+    /// `batch` is the full batch size, which lays out the ids.
+    fn run_bracket(
+        &mut self,
+        batch: usize,
+        proposals: Vec<Vec<usize>>,
+        appended: &mut usize,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Vec<Observation>, String> {
+        let fidelity = self.config.fidelity;
+        let sizes = fidelity.rung_sizes(batch);
+        let mut first_id = self.batches_done * fidelity.evaluations(batch) as u64;
+        let plan: Vec<Planned> = proposals
+            .into_iter()
+            .enumerate()
+            .map(|(i, choices)| {
+                let id = first_id + i as u64;
+                Planned { id, choices, seed: trial_seed(self.config.seed, id), rung: 0, promoted_from: None }
+            })
+            .collect();
+        // Per candidate, in proposal order: the id of its record at the highest rung so far.
+        let mut highest: Vec<u64> = plan.iter().map(|p| p.id).collect();
+        self.run_batch(plan, appended, bar)?;
+        let mut current = highest.clone();
+        for rung in 1..fidelity.rungs() {
+            first_id += sizes[rung - 1] as u64;
+            let Fidelity::Halving { eta, .. } = fidelity else { break };
+            let scores: Vec<(u64, Option<f64>)> = current.iter().map(|id| (*id, score(&self.records[id]))).collect();
+            let promoted = promote(&scores, eta);
+            let plan: Vec<Planned> = promoted
+                .iter()
+                .enumerate()
+                .map(|(i, &from)| {
+                    let r = &self.records[&from];
+                    let (choices, seed) = (r.choices.clone(), r.seed);
+                    Planned { id: first_id + i as u64, choices, seed, rung, promoted_from: Some(from) }
+                })
+                .collect();
+            current = plan.iter().map(|p| p.id).collect();
+            for p in &plan {
+                let from = p.promoted_from.expect("a promotion");
+                highest.iter_mut().filter(|h| **h == from).for_each(|h| *h = p.id);
+            }
+            self.run_batch(plan, appended, bar)?;
+        }
+        Ok(highest.iter().map(|id| observation(&self.records[id])).collect())
+    }
+
     /// Progress as one stderr line per finished trial, where no terminal shows the bar.
     fn progress_lines(&self) -> bool {
         self.progress && !std::io::stderr().is_terminal()
@@ -234,38 +324,39 @@ impl Runner {
         if !self.progress || self.progress_lines() {
             return indicatif::ProgressBar::hidden();
         }
-        let bar = indicatif::ProgressBar::new(self.config.trials as u64);
+        let bar = indicatif::ProgressBar::new(self.config.planned_evaluations() as u64);
         let style = indicatif::ProgressStyle::with_template("trial {pos}/{len} [{elapsed_precise}, eta {eta}] {msg}");
         bar.set_style(style.unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
         bar.set_position(self.records.len() as u64);
         bar
     }
 
-    /// Evaluates the not-yet-journalled trials of one batch and journals each on completion.
+    /// Evaluates the not-yet-journalled trials of one rung of a batch and journals each on
+    /// completion.
     fn run_batch(
         &mut self,
-        ids: &[u64],
-        proposals: Vec<Vec<usize>>,
+        plan: Vec<Planned>,
         appended: &mut usize,
         bar: &indicatif::ProgressBar,
     ) -> Result<(), String> {
-        // Keyed by canonical choices: non-canonical vectors decode to the same architecture.
-        let key = |c: &[usize]| self.space.canonical(c).unwrap_or_else(|_| c.to_vec());
-        let mut by_choices: HashMap<Vec<usize>, u64> = HashMap::new();
+        // Keyed by rung and canonical choices: non-canonical vectors decode to the same
+        // architecture, and a score at one rung says nothing of another.
+        let key = |rung: usize, c: &[usize]| (rung, self.space.canonical(c).unwrap_or_else(|_| c.to_vec()));
+        let mut by_choices: HashMap<(usize, Vec<usize>), u64> = HashMap::new();
         for r in self.records.values().filter(|r| matches!(r.status, Status::Ok | Status::Failed)) {
-            by_choices.entry(key(&r.choices)).and_modify(|id| *id = (*id).min(r.id)).or_insert(r.id);
+            by_choices.entry(key(r.rung, &r.choices)).and_modify(|id| *id = (*id).min(r.id)).or_insert(r.id);
         }
         let (mut specs, mut duplicates, mut instant) = (Vec::new(), Vec::new(), Vec::new());
-        for (&id, choices) in ids.iter().zip(proposals) {
+        let mut placed: HashMap<u64, (usize, Option<u64>)> = HashMap::new();
+        for Planned { id, choices, seed, rung, promoted_from } in plan {
             if let Some(done) = self.records.get(&id) {
-                if done.choices != choices {
+                if done.choices != choices || done.rung != rung {
                     return Err(format!(
                         "trial {id}: journal disagrees with the checkpointed strategy (was the run folder edited?)"
                     ));
                 }
                 continue;
             }
-            let seed = trial_seed(self.config.seed, id);
             let record = |status, error: Option<String>| TrialRecord {
                 id,
                 batch: self.batches_done,
@@ -273,6 +364,8 @@ impl Runner {
                 status,
                 reward: PENALTY,
                 seed,
+                rung,
+                promoted_from,
                 cached_from: None,
                 error,
                 evaluation: None,
@@ -280,16 +373,18 @@ impl Runner {
                 started_at: unix_now(),
                 finished_at: unix_now(),
             };
-            if let Some(&orig) = by_choices.get(&key(&choices)) {
+            if let Some(&orig) = by_choices.get(&key(rung, &choices)) {
                 duplicates.push((record(Status::Cached, None), orig));
                 continue;
             }
             match self.space.decode(&choices) {
                 Err(e) => instant.push(record(Status::Invalid, Some(e.to_string()))),
                 Ok(arch) => {
-                    by_choices.insert(key(&choices), id);
+                    by_choices.insert(key(rung, &choices), id);
+                    placed.insert(id, (rung, promoted_from));
                     let threads = (self.config.threads / self.executor.workers()).max(1);
-                    specs.push(TrialSpec { id, arch, choices, seed, threads });
+                    let epochs = self.rung_epochs[rung];
+                    specs.push(TrialSpec { id, arch, choices, seed, threads, epochs });
                 }
             }
         }
@@ -308,7 +403,8 @@ impl Runner {
         let mut failure = Ok(());
         let executor = std::mem::replace(&mut self.executor, Box::new(NoExecutor));
         executor.run(specs, &mut |spec, result| {
-            let r = finished(spec, result.and_then(Evaluation::check), &reward, batch_index, started);
+            let mut r = finished(spec, result.and_then(Evaluation::check), &reward, batch_index, started);
+            (r.rung, r.promoted_from) = placed[&spec.id];
             if failure.is_ok() {
                 failure = self.journal(r, appended, bar);
             }
@@ -347,11 +443,28 @@ impl Runner {
         bar.inc(1);
         if self.progress_lines() {
             let done = self.records.len() + 1;
-            eprintln!("trial {} ({done}/{}): {}", record.id, self.config.trials, record.outcome_line());
+            let (planned, id) = (self.config.planned_evaluations(), record.id);
+            let rung = if record.rung > 0 { format!(" rung {}", record.rung) } else { String::new() };
+            eprintln!("trial {id}{rung} ({done}/{planned}): {}", record.outcome_line());
         }
         self.records.insert(record.id, record);
         Ok(())
     }
+}
+
+/// One evaluation of a batch, before it runs.
+struct Planned {
+    id: u64,
+    choices: Vec<usize>,
+    /// The candidate's seed: a promoted one trains again from the same start.
+    seed: u64,
+    rung: usize,
+    promoted_from: Option<u64>,
+}
+
+/// What promotion ranks a record by: its reward, or nothing when it has no evaluation.
+fn score(r: &TrialRecord) -> Option<f64> {
+    r.evaluation.as_ref().map(|_| r.reward)
 }
 
 fn observation(r: &TrialRecord) -> Observation {
@@ -380,6 +493,8 @@ fn finished(
         status,
         reward: score,
         seed: spec.seed,
+        rung: 0,
+        promoted_from: None,
         cached_from: None,
         error,
         evaluation,

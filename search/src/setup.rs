@@ -42,6 +42,12 @@ pub struct BuiltEvaluator {
 }
 
 impl EvaluatorKind {
+    /// Whether its score comes from training, so that a trial's epochs (a successive-halving
+    /// rung's budget) change it; the others score every rung alike.
+    pub fn trains(&self) -> bool {
+        matches!(self, EvaluatorKind::Proxy)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             EvaluatorKind::Proxy => "proxy",

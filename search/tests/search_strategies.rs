@@ -27,7 +27,14 @@ fn search(kind: StrategyKind, reward: Reward, seed: u64) -> Run {
             let id = (b * BATCH + i) as u64;
             let (reward, failed) = match space.decode(&choices) {
                 Ok(arch) => {
-                    let t = TrialSpec { id, arch, choices: choices.clone(), seed: mix(seed ^ id), threads: 1 };
+                    let t = TrialSpec {
+                        id,
+                        arch,
+                        choices: choices.clone(),
+                        seed: mix(seed ^ id),
+                        threads: 1,
+                        epochs: None,
+                    };
                     let e = SurrogateEvaluator.evaluate(&t).unwrap();
                     latencies.push(e.latency_ms);
                     (reward.score(e.val_accuracy, e.latency_ms), false)

@@ -45,7 +45,7 @@ pub enum Command {
     /// How well an evaluator's scores rank a ground truth's networks (NAS-Bench-Macro).
     Fidelity(fidelity::FidelityArgs),
     /// Latency-aware architecture search; writes a run folder with best.json.
-    Search(search::SearchArgs),
+    Search(Box<search::SearchArgs>),
     /// An HTML report with plots of a search run or a `nas train` folder.
     Report(report::ReportArgs),
     /// Benchmarks matching the PyTorch / ONNX Runtime yardsticks.
@@ -67,7 +67,7 @@ fn exec(command: Command) -> Result<i32, String> {
         Command::Inspect(a) => inspect::exec(a),
         Command::Space(a) => space::exec(a),
         Command::Latency(a) => latency::exec(a),
-        Command::Search(a) => search::exec(a),
+        Command::Search(a) => search::exec(*a),
         Command::Fidelity(a) => fidelity::exec(a),
         Command::Report(a) => report::exec(a),
         Command::Worker(a) => worker::exec(a),

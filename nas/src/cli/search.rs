@@ -8,6 +8,7 @@ use clap::Args;
 
 use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting, Machine, Table};
 use search::evaluate::{LocalPool, TrialEvaluator};
+use search::halving::Fidelity;
 use search::reward::{LatencyBudget, Reward, Target};
 use search::runner::{RunConfig, Runner};
 use search::setup::EvaluatorKind;
@@ -40,6 +41,21 @@ pub struct SearchArgs {
     /// A search-space file (default: the embedded MixNet space).
     #[arg(long, help_heading = "Search options")]
     pub space: Option<String>,
+    /// full: each candidate trains proxy.epochs once. sh: successive halving. Each batch is a
+    /// bracket (batch_size rounded up to a multiple of ETA^(RUNGS-1)) whose candidates train
+    /// proxy.epochs/ETA^(RUNGS-1) epochs; the best 1/ETA of each rung train again from scratch
+    /// with ETA times the epochs, up to proxy.epochs (so a multiple of ETA^(RUNGS-1)); the
+    /// strategy learns each candidate's highest rung. --trials counts candidates: 9 make
+    /// 9 + 3 + 1 evaluations at the defaults. The table, zero-cost and surrogate evaluators score
+    /// every rung alike. In a config: "fidelity": {"kind": "sh", "eta": 3, "rungs": 3}.
+    #[arg(long, value_parser = ["full", "sh"], help_heading = "Search options")]
+    pub fidelity: Option<String>,
+    /// With --fidelity sh: each rung keeps the best 1/ETA of its candidates [default: 3].
+    #[arg(long, value_name = "ETA", help_heading = "Search options")]
+    pub eta: Option<usize>,
+    /// With --fidelity sh: rungs per bracket, the top one at proxy.epochs [default: 3].
+    #[arg(long, value_name = "N", help_heading = "Search options")]
+    pub rungs: Option<usize>,
     /// Parallel evaluations.
     #[arg(long, value_name = "W", help_heading = "Evaluation options")]
     pub workers: Option<usize>,
@@ -127,6 +143,7 @@ fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
     c.trials = a.trials.unwrap_or(c.trials);
     c.time_seconds = a.time.or(c.time_seconds);
     c.seed = a.seed.unwrap_or(c.seed);
+    c.fidelity = fidelity(c.fidelity, a)?;
     c.space = a.space.clone().unwrap_or(c.space);
     c.workers = a.workers.unwrap_or(c.workers).max(1);
     c.threads = a.threads.unwrap_or(c.threads).max(1);
@@ -138,6 +155,26 @@ fn apply_flags(mut c: RunConfig, a: &SearchArgs) -> Result<RunConfig, String> {
         c.proxy.latency = adopt_table(path)?;
     }
     Ok(c)
+}
+
+/// `--fidelity`, `--eta` and `--rungs` over the config's fidelity.
+fn fidelity(config: Fidelity, a: &SearchArgs) -> Result<Fidelity, String> {
+    let (eta, rungs) = match config {
+        Fidelity::Halving { eta, rungs } => (eta, rungs),
+        Fidelity::Full => (3, 3),
+    };
+    let halving = match a.fidelity.as_deref() {
+        Some(kind) => kind == "sh",
+        None => !config.is_full(),
+    };
+    match halving {
+        true => Fidelity::halving(a.eta.unwrap_or(eta), a.rungs.unwrap_or(rungs)),
+        false if a.eta.is_some() || a.rungs.is_some() => {
+            Err("--eta and --rungs set successive halving: add --fidelity sh (or a \"fidelity\" block in the config)"
+                .into())
+        }
+        false => Ok(Fidelity::Full),
+    }
 }
 
 /// A table evaluator's file made absolute, so a resumed run and remote workers find it.
@@ -185,6 +222,19 @@ fn announce_table(setting: &LatencySetting) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the successive-halving settings and says in one line what a bracket does.
+fn announce_halving(c: &RunConfig) -> Result<(), String> {
+    let epochs = c.rung_epochs()?;
+    let Fidelity::Halving { eta, .. } = c.fidelity else { return Ok(()) };
+    let sizes: Vec<String> = c.fidelity.rung_sizes(c.batch()).iter().map(|n| n.to_string()).collect();
+    let budget = match epochs.iter().map(|e| e.map(|e| e.to_string())).collect::<Option<Vec<_>>>() {
+        Some(e) => format!("{} epochs", e.join(" / ")),
+        None => format!("the {} evaluator scoring every rung alike", c.evaluator.name()),
+    };
+    eprintln!("successive halving: brackets of {} evaluations (best 1/{eta} promoted), {budget}", sizes.join(" -> "));
+    Ok(())
+}
+
 fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
     let s = ::space::SearchSpace::from_spec(&c.space).map_err(|e| e.to_string())?;
     Ok(match c.classes {
@@ -224,9 +274,18 @@ fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &La
 }
 
 pub fn exec(args: SearchArgs) -> Result<i32, String> {
-    let mut config = apply_flags(base_config(&args)?, &args)?;
+    let base = base_config(&args)?;
+    let recorded = base.fidelity;
+    let mut config = apply_flags(base, &args)?;
+    if args.resume.is_some() && config.fidelity != recorded {
+        return Err(format!(
+            "--resume: this run was made with fidelity {}; a resumed run keeps it (drop --fidelity/--eta/--rungs)",
+            serde_json::to_string(&recorded).map_err(|e| e.to_string())?
+        ));
+    }
     let space = load_space(&config)?;
     config.proxy.follow_space(&space);
+    announce_halving(&config)?;
     announce_table(&config.proxy.latency)?;
     let latency = super::latency::service()?;
     let connection = args.broker.as_deref().map(|url| args.auth.connection(url)).transpose()?;

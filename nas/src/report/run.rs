@@ -55,10 +55,10 @@ impl RunFolder {
         self.records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some()).collect()
     }
 
-    /// The `n` highest-reward evaluated trials (earliest id first on ties).
+    /// The `n` highest-reward evaluated trials, highest rung first (earliest id first on ties).
     pub fn top(&self, n: usize) -> Vec<&TrialRecord> {
         let mut all = self.evaluated();
-        all.sort_by(|a, b| b.reward.total_cmp(&a.reward).then(a.id.cmp(&b.id)));
+        all.sort_by(|a, b| b.rung.cmp(&a.rung).then(b.reward.total_cmp(&a.reward)).then(a.id.cmp(&b.id)));
         all.truncate(n);
         all
     }
@@ -83,7 +83,7 @@ impl RunFolder {
         let count = |s: Status| self.records.iter().filter(|r| r.status == s).count();
         Budget {
             trials_done: self.records.len(),
-            trials_planned: self.config.trials,
+            trials_planned: self.config.planned_evaluations(),
             evaluated: count(Status::Ok),
             failed: count(Status::Failed),
             invalid: count(Status::Invalid),
@@ -100,8 +100,14 @@ impl RunFolder {
         let strategy = serde_json::to_value(c.strategy.kind).ok().and_then(|v| v.as_str().map(String::from));
         let table =
             c.proxy.latency.table.as_ref().map_or(String::new(), |t| format!(", latency table {}", t.display()));
+        let fidelity = match c.fidelity {
+            search::halving::Fidelity::Full => String::new(),
+            search::halving::Fidelity::Halving { eta, rungs } => {
+                format!(", successive halving eta {eta} rungs {rungs}")
+            }
+        };
         format!(
-            "{} strategy, {} evaluator, target {}, seed {}, data {}{table}",
+            "{} strategy, {} evaluator{fidelity}, target {}, seed {}, data {}{table}",
             strategy.unwrap_or_else(|| "?".into()),
             c.evaluator,
             c.reward.target,

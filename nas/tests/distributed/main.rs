@@ -1,6 +1,7 @@
 //! `nas search --broker` with `nas worker` processes on a real nats-server (JetStream, loopback,
 //! a temporary store), on the surrogate evaluator: a worker SIGKILLed mid-trial, a trial that
-//! always crashes its worker, a coordinator killed and resumed, and an unreachable broker.
+//! always crashes its worker, a coordinator killed and resumed, successive halving, and an
+//! unreachable broker.
 //! The tests that need nats-server skip visibly when it is not installed, and fail under `CI=true`
 //! (`.ci/run` installs it).
 
@@ -169,4 +170,21 @@ fn a_worker_with_other_data_refuses_trials_and_the_run_still_completes() {
     let log = w.log();
     assert!(log.contains("refusing trial") && log.contains("fingerprint"), "{log}");
     assert!(coordinator.log().contains("a worker is refusing trial"), "{}", coordinator.log());
+}
+
+#[test]
+fn successive_halving_on_a_worker_gives_the_local_journal() {
+    let Some(server) = Server::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let _worker = worker(&server, &[]);
+    let (dir, local) = (tmp.path().join("run"), tmp.path().join("local"));
+    let sh = ["--fidelity", "sh"];
+    let flags = [&sh[..], &broker_flags(&server, "3")[..]].concat();
+    let mut coordinator = run_search(&search_args(&dir, 9, &flags));
+    assert_eq!(coordinator.wait(Duration::from_secs(60)), 0, "{}", coordinator.log());
+    assert_eq!(run_search(&search_args(&local, 9, &sh)).wait(Duration::from_secs(60)), 0);
+    let distributed = journal(&dir);
+    let rungs: Vec<u64> = distributed.values().map(|t| t["rung"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(rungs, [vec![0; 9], vec![1; 3], vec![2]].concat());
+    assert_eq!(distributed, journal(&local));
 }

@@ -105,7 +105,7 @@ mod tests {
                 proxy: ProxySettings::default(),
                 seed: 1,
             },
-            trial: TrialSpec { id: 7, arch, choices: vec![1, 2], seed: 9, threads: 1 },
+            trial: TrialSpec { id: 7, arch, choices: vec![1, 2], seed: 9, threads: 1, epochs: Some(3) },
         }
     }
 
@@ -122,7 +122,10 @@ mod tests {
     fn trial_and_result_messages_round_trip() {
         let m = message(MIXNAS_VERSION, "none");
         let back: TrialMessage = serde_json::from_slice(&serde_json::to_vec(&m).unwrap()).unwrap();
-        assert_eq!((back.trial.id, back.trial.choices, back.setup), (7, vec![1, 2], m.setup));
+        assert_eq!(
+            (back.trial.id, back.trial.choices, back.trial.epochs, back.setup),
+            (7, vec![1, 2], Some(3), m.setup)
+        );
         let r = ResultMessage { run_id: "r1".into(), trial_id: 3, worker: "w".into(), result: Err("oom".into()) };
         let back: ResultMessage = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back.result, Err("oom".to_string()));

@@ -85,8 +85,9 @@ mod tests {
     fn every_trial_is_reported_once_and_panics_become_errors() {
         let pool = LocalPool::new(Arc::new(Flaky), 3);
         let arch = space::presets::mixnet_s();
-        let trials: Vec<_> =
-            (0..9).map(|id| TrialSpec { id, arch: arch.clone(), choices: vec![], seed: id, threads: 1 }).collect();
+        let trials: Vec<_> = (0..9)
+            .map(|id| TrialSpec { id, arch: arch.clone(), choices: vec![], seed: id, threads: 1, epochs: None })
+            .collect();
         let mut seen = Vec::new();
         pool.run(trials, &mut |t, r| seen.push((t.id, r.map(|e| e.latency_ms))));
         seen.sort_by_key(|s| s.0);

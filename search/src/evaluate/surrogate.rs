@@ -80,7 +80,7 @@ mod tests {
     use super::*;
 
     fn trial(arch: space::Arch, seed: u64) -> TrialSpec {
-        TrialSpec { id: 0, arch, choices: vec![], seed, threads: 1 }
+        TrialSpec { id: 0, arch, choices: vec![], seed, threads: 1, epochs: None }
     }
 
     #[test]

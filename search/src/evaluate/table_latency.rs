@@ -60,7 +60,7 @@ mod tests {
         let setting = LatencySetting { threads: 1, resolution: 32, table: Some(path.clone()), ..Default::default() };
         let service = LatencyService::new(PathBuf::from("/no/such/program"), vec![]);
         let evaluator = TableLatency::new(Box::new(SurrogateEvaluator), &setting, service);
-        let trial = TrialSpec { id: 0, arch: two_block_net(), choices: vec![], seed: 7, threads: 1 };
+        let trial = TrialSpec { id: 0, arch: two_block_net(), choices: vec![], seed: 7, threads: 1, epochs: None };
         let e = evaluator.evaluate(&trial).unwrap();
         let expected = DeviceTable::open(&path, &cfg, 1).unwrap().unwrap().latency(&two_block_net()).unwrap();
         assert_eq!((e.latency_ms, e.latency_source.as_str()), (expected.ms, "predicted"));

@@ -133,7 +133,7 @@ fn score(
 ) -> Result<Row, String> {
     let arch = space::family::nas_bench_macro(code)?;
     let seed = SplitMix64::derive(config.seed, index).next_u64();
-    let spec = TrialSpec { id: index, arch, choices: Vec::new(), seed, threads: config.threads };
+    let spec = TrialSpec { id: index, arch, choices: Vec::new(), seed, threads: config.threads, epochs: None };
     let (wall, cpu) = (Instant::now(), process_cpu_seconds());
     let e = evaluator.evaluate(&spec).map_err(|e| format!("scoring {code}: {e}"))?;
     Ok(Row {
