@@ -92,9 +92,9 @@ impl Codes {
     pub fn kernel(&self) -> Vec<Vec<f64>> {
         let n = self.rows.len();
         let mut k = vec![vec![self.bits as f64; n]; n];
-        for i in 0..n {
-            for j in 0..i {
-                let hamming: u32 = self.rows[i].iter().zip(&self.rows[j]).map(|(a, b)| (a ^ b).count_ones()).sum();
+        for (i, a) in self.rows.iter().enumerate() {
+            for (j, b) in self.rows[..i].iter().enumerate() {
+                let hamming: u32 = a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum();
                 k[i][j] = (self.bits - hamming as usize) as f64;
                 k[j][i] = k[i][j];
             }
@@ -166,10 +166,10 @@ mod tests {
             .collect::<Result<_>>()?;
         // K = C C^T + (1 - C)(1 - C)^T, element by element.
         let k = Codes::of(&acts)?.kernel();
-        for i in 0..6 {
-            for j in 0..6 {
-                let agree: f64 = c[i].iter().zip(&c[j]).map(|(a, b)| a * b + (1.0 - a) * (1.0 - b)).sum();
-                assert_eq!(k[i][j], agree, "K[{i}][{j}]");
+        for (i, (ci, ki)) in c.iter().zip(&k).enumerate() {
+            for (j, (cj, &kij)) in c.iter().zip(ki).enumerate() {
+                let agree: f64 = ci.iter().zip(cj).map(|(a, b)| a * b + (1.0 - a) * (1.0 - b)).sum();
+                assert_eq!(kij, agree, "K[{i}][{j}]");
             }
         }
         assert_eq!(k[0][0], 205.0);
