@@ -180,6 +180,25 @@ fn synflow_scores_keep_their_raw_value_and_order() {
     }
 }
 
+#[test]
+fn naswot_scores_keep_their_raw_value_and_order_on_the_proxy_data() {
+    let Some(dev) = dev_file() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("naswot");
+    let args = ["fidelity", "--truth", dev.to_str().unwrap(), "--evaluator", "zero:naswot", "--samples", "4"];
+    let v = stdout_json(&nas(&[&args[..], &["--data", "default", "--out", out.to_str().unwrap(), "--json"]].concat()));
+    assert_eq!(v["config"]["evaluator"], "zero:naswot");
+    let rows = v["rows"].as_array().unwrap();
+    let pairs: Vec<(f64, f64)> =
+        rows.iter().map(|r| (r["details"]["naswot"].as_f64().unwrap(), r["score"].as_f64().unwrap())).collect();
+    for (i, &(raw, score)) in pairs.iter().enumerate() {
+        assert!(raw > 0.0 && (0.0..1.0).contains(&score), "{raw} -> {score}");
+        for &(other_raw, other_score) in &pairs[..i] {
+            assert_eq!(raw < other_raw, score < other_score, "the score keeps the raw order");
+        }
+    }
+}
+
 fn space_file() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/space-nas-bench-macro.json").display().to_string()
 }

@@ -24,14 +24,7 @@ pub struct ProxyEvaluator {
 impl ProxyEvaluator {
     /// Loads the data once and prepares the evaluator; errors are one line naming the input.
     pub fn new(data: &str, s: &ProxySettings, seed: u64, service: LatencyService) -> Result<Self, String> {
-        let spec = evaluator::train::prepared::DataSpec {
-            source: data.to_string(),
-            train_per_class: s.train_per_class,
-            val_per_class: s.val_per_class,
-            augment: None,
-            seed,
-        };
-        let data = PreparedData::load(&spec).map_err(|e| e.to_string())?;
+        let data = s.load_data(data, seed)?;
         let proxy = ProxyConfig { epochs: s.epochs, batch: s.batch, max_lr: s.max_lr, resolution: s.resolution };
         Ok(Self { data, proxy, latency: s.latency.clone(), service })
     }
@@ -125,6 +118,18 @@ pub struct ProxySettings {
 }
 
 impl ProxySettings {
+    /// The proxy's data, cut as these settings say (`seed` cuts the validation hold-out).
+    pub fn load_data(&self, data: &str, seed: u64) -> Result<PreparedData, String> {
+        let spec = evaluator::train::prepared::DataSpec {
+            source: data.to_string(),
+            train_per_class: self.train_per_class,
+            val_per_class: self.val_per_class,
+            augment: None,
+            seed,
+        };
+        PreparedData::load(&spec).map_err(|e| e.to_string())
+    }
+
     /// A space with its own resolution (NAS-Bench-Macro's 32 px) is judged there: latency is
     /// measured and predicted at it, and the proxy trains at it unless the config sets a side.
     pub fn follow_space(&mut self, space: &SearchSpace) {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use evaluator::latency::LatencyService;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TableLatency, TrialEvaluator, ZeroCostEvaluator};
+use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TableLatency, TrialEvaluator, ZeroCost, ZeroCostEvaluator};
 use crate::fidelity::truth::DEFAULT_FIELD;
 use crate::proxy::{ProxyEvaluator, ProxySettings};
 
-/// The evaluator of a run, serialised as its spec (`proxy`, `surrogate`, `table:FILE:FIELD`;
-/// read through [`FromStr`], so an unknown name gets the hint).
+/// The evaluator of a run, serialised as its spec (`proxy`, `surrogate`, `table:FILE:FIELD`,
+/// `zero:SCORE`; read through [`FromStr`], so an unknown name gets the hint).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum EvaluatorKind {
@@ -25,11 +25,24 @@ pub enum EvaluatorKind {
     Surrogate,
     /// Accuracy looked up in a ground-truth file (NAS-Bench-Macro's format), latency as usual.
     Table { file: String, field: String },
-    /// SynFlow of the untrained network (`zero:synflow`), latency as usual.
-    ZeroSynflow,
+    /// A zero-cost score of the untrained network (`zero:synflow`, `zero:naswot`), latency as
+    /// usual.
+    Zero(ZeroScore),
 }
 
-const HINT: &str = "hint: proxy, surrogate, table:FILE[:FIELD] or zero:synflow";
+/// The zero-cost scores (`evaluator::zero_cost`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ZeroScore {
+    /// SynFlow (Tanaka et al., 2020) on an all-ones input.
+    Synflow,
+    /// NASWOT (Mellor et al., 2021) on a batch of the proxy's training images.
+    Naswot,
+}
+
+/// Images in NASWOT's batch, as the paper's CIFAR-10 runs take.
+pub const NASWOT_BATCH: usize = 128;
+
+const HINT: &str = "hint: proxy, surrogate, table:FILE[:FIELD], zero:synflow or zero:naswot";
 
 /// A built evaluator and what it was built on.
 #[derive(Clone)]
@@ -53,12 +66,13 @@ impl EvaluatorKind {
             EvaluatorKind::Proxy => "proxy",
             EvaluatorKind::Surrogate => "surrogate",
             EvaluatorKind::Table { .. } => "table",
-            EvaluatorKind::ZeroSynflow => "zero:synflow",
+            EvaluatorKind::Zero(ZeroScore::Synflow) => "zero:synflow",
+            EvaluatorKind::Zero(ZeroScore::Naswot) => "zero:naswot",
         }
     }
 
     /// Builds the evaluator on `data` (loaded once here) with `proxy`'s settings; `seed` cuts
-    /// the validation hold-out. Errors are one line naming the input.
+    /// the validation hold-out and draws NASWOT's batch. Errors are one line naming the input.
     pub fn build(
         &self,
         data: &str,
@@ -85,10 +99,10 @@ impl EvaluatorKind {
                     description: Some(format!("accuracy: field {field:?} of {file}")),
                 })
             }
-            EvaluatorKind::ZeroSynflow => {
+            EvaluatorKind::Zero(ZeroScore::Synflow) => {
                 let resolution = proxy.resolution.unwrap_or(proxy.latency.resolution);
                 let zero = ZeroCostEvaluator {
-                    resolution,
+                    cost: ZeroCost::Synflow { resolution },
                     classes: 10,
                     latency: proxy.latency.clone(),
                     service: latency.clone(),
@@ -99,6 +113,7 @@ impl EvaluatorKind {
                     description: Some(format!("zero-cost score: SynFlow at {resolution}x{resolution}, untrained")),
                 })
             }
+            EvaluatorKind::Zero(ZeroScore::Naswot) => naswot(data, proxy, seed, latency),
             EvaluatorKind::Proxy => {
                 let proxy = ProxyEvaluator::new(data, proxy, seed, latency.clone())?;
                 Ok(BuiltEvaluator {
@@ -109,6 +124,31 @@ impl EvaluatorKind {
             }
         }
     }
+}
+
+/// NASWOT on the first batch of [`NASWOT_BATCH`] images the proxy's training would draw with
+/// `seed` (shuffled and augmented as training is, at the proxy's side); fewer when the training
+/// split is smaller.
+fn naswot(data: &str, proxy: &ProxySettings, seed: u64, latency: &LatencyService) -> Result<BuiltEvaluator, String> {
+    let resolution = proxy.resolution.unwrap_or(proxy.latency.resolution);
+    let prepared = proxy.load_data(data, seed)?;
+    let loader = prepared.train_loader(NASWOT_BATCH, seed, Some(resolution));
+    let Some((images, _)) = loader.epoch(0).next() else { return Err(format!("{data}: no training images")) };
+    let batch = images.dim(0).map_err(|e| e.to_string())?;
+    let classes = prepared.train.num_classes();
+    let description =
+        format!("zero-cost score: NASWOT on {batch} training images of {data} at {resolution}x{resolution}, untrained");
+    let zero = ZeroCostEvaluator {
+        cost: ZeroCost::Naswot { images },
+        classes,
+        latency: proxy.latency.clone(),
+        service: latency.clone(),
+    };
+    Ok(BuiltEvaluator {
+        evaluator: Arc::new(zero),
+        data_fingerprint: prepared.record.fingerprint.clone(),
+        description: Some(description),
+    })
 }
 
 impl fmt::Display for EvaluatorKind {
@@ -127,7 +167,8 @@ impl FromStr for EvaluatorKind {
         match s {
             "proxy" => Ok(EvaluatorKind::Proxy),
             "surrogate" => Ok(EvaluatorKind::Surrogate),
-            "zero:synflow" => Ok(EvaluatorKind::ZeroSynflow),
+            "zero:synflow" => Ok(EvaluatorKind::Zero(ZeroScore::Synflow)),
+            "zero:naswot" => Ok(EvaluatorKind::Zero(ZeroScore::Naswot)),
             table if table.starts_with("table:") => {
                 let spec = &table["table:".len()..];
                 // FILE may hold colons itself; a FIELD is a plain name after the last one.
@@ -166,13 +207,21 @@ mod tests {
     #[test]
     fn names_round_trip_and_an_unknown_one_is_one_line_with_the_hint() {
         let table = EvaluatorKind::Table { file: "/d/t.json".into(), field: "std".into() };
-        for kind in [EvaluatorKind::Proxy, EvaluatorKind::Surrogate, table, EvaluatorKind::ZeroSynflow] {
+        let zero = |score| EvaluatorKind::Zero(score);
+        for kind in
+            [EvaluatorKind::Proxy, EvaluatorKind::Surrogate, table, zero(ZeroScore::Synflow), zero(ZeroScore::Naswot)]
+        {
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
             assert_eq!(kind.to_string().parse::<EvaluatorKind>(), Ok(kind.clone()));
             assert_eq!(serde_json::from_str::<EvaluatorKind>(&format!("\"{kind}\"")).unwrap(), kind);
         }
         let err = "magic".parse::<EvaluatorKind>().unwrap_err();
-        assert_eq!(err, "unknown evaluator `magic` (hint: proxy, surrogate, table:FILE[:FIELD] or zero:synflow)");
+        assert_eq!(
+            err,
+            "unknown evaluator `magic` (hint: proxy, surrogate, table:FILE[:FIELD], zero:synflow or zero:naswot)"
+        );
+        assert_eq!("zero:naswot".parse::<EvaluatorKind>(), Ok(zero(ZeroScore::Naswot)));
+        assert!("zero:grasp".parse::<EvaluatorKind>().unwrap_err().contains("zero:naswot"));
         let err = serde_json::from_str::<EvaluatorKind>("\"magic\"").unwrap_err().to_string();
         assert!(err.contains("unknown evaluator `magic` (hint: proxy, surrogate"), "{err}");
     }
@@ -185,5 +234,23 @@ mod tests {
         assert_eq!(parse("table:dev.json:std"), table("dev.json", "std"));
         assert_eq!(parse("table:C:/data/dev.json"), table("C:/data/dev.json", "mean_acc"));
         assert!(parse("table:").unwrap_err().contains("give the truth file"));
+    }
+
+    #[test]
+    fn naswot_scores_the_first_seeded_batch_of_the_proxy_data() {
+        let service = LatencyService::new("/no/such/program".into(), vec![]);
+        let proxy = ProxySettings {
+            resolution: Some(32),
+            train_per_class: Some(20),
+            val_per_class: Some(2),
+            ..ProxySettings::default()
+        };
+        let built = EvaluatorKind::Zero(ZeroScore::Naswot).build("default", &proxy, 3, &service).unwrap();
+        assert_eq!(built.evaluator.name(), "zero:naswot");
+        assert_eq!(built.data_fingerprint, proxy.load_data("default", 3).unwrap().record.fingerprint);
+        let line = built.description.unwrap();
+        assert!(line.starts_with("zero-cost score: NASWOT on 128 training images of default at 32x32"), "{line}");
+        let err = EvaluatorKind::Zero(ZeroScore::Naswot).build("/no/such/data", &proxy, 3, &service).err().unwrap();
+        assert!(err.contains("/no/such/data"), "{err}");
     }
 }

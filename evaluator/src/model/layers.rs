@@ -1,12 +1,40 @@
 //! The layers a MixNet is made of, each a small struct over named parameters, all running on
 //! the fast ops in [`kernels`]. `train` selects batch statistics (and updates the running
-//! ones) or the folded eval-mode affine.
+//! ones) or the folded eval-mode affine. Every forward that runs an activation hands its output
+//! to an [`Activations`], which keeps it only when asked to.
 
 use candle_core::{DType, Result, Tensor, Var};
 use space::{Block, Padding};
 
 use super::params::ParamStore;
 use kernels::{Act, MixConvSpec};
+
+/// The outputs of a forward pass's activations (every ReLU or swish: after a batch norm, and in
+/// squeeze-excitation), in forward order, each `[N, ...]` and detached. Collected only when
+/// made by [`Activations::recording`], for scores that read them (NASWOT); the default keeps
+/// nothing.
+#[derive(Default)]
+pub struct Activations {
+    record: bool,
+    outputs: Vec<Tensor>,
+}
+
+impl Activations {
+    pub fn recording() -> Self {
+        Self { record: true, outputs: Vec::new() }
+    }
+
+    /// Keeps `output` if this records and `act` is an activation.
+    fn push(&mut self, act: Act, output: &Tensor) {
+        if self.record && act != Act::None {
+            self.outputs.push(output.detach());
+        }
+    }
+
+    pub fn into_outputs(self) -> Vec<Tensor> {
+        self.outputs
+    }
+}
 
 /// BatchNorm with running statistics (PyTorch momentum convention), fused with an activation.
 pub struct BatchNorm {
@@ -35,15 +63,21 @@ impl BatchNorm {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if !train {
-            let (scale, shift) = self.folded(self.gamma.dtype())?;
-            return kernels::channel_affine(x, &scale, &shift, self.act);
-        }
-        let (y, stats) = kernels::batch_norm_train(x, &self.gamma, &self.beta, self.eps, self.act)?;
-        let m = self.momentum;
-        self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (stats.mean * m)?)?)?;
-        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (stats.var_unbiased * m)?)?)?;
+    pub fn forward(&self, x: &Tensor, train: bool, acts: &mut Activations) -> Result<Tensor> {
+        let y = match train {
+            false => {
+                let (scale, shift) = self.folded(self.gamma.dtype())?;
+                kernels::channel_affine(x, &scale, &shift, self.act)?
+            }
+            true => {
+                let (y, stats) = kernels::batch_norm_train(x, &self.gamma, &self.beta, self.eps, self.act)?;
+                let m = self.momentum;
+                self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - m))? + (stats.mean * m)?)?)?;
+                self.running_var.set(&((self.running_var.as_tensor() * (1.0 - m))? + (stats.var_unbiased * m)?)?)?;
+                y
+            }
+        };
+        acts.push(self.act, &y);
         Ok(y)
     }
 
@@ -167,7 +201,7 @@ impl SqueezeExcite {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, acts: &mut Activations) -> Result<Tensor> {
         let dense = |v: &Tensor, w: &Var, b: &Var| -> Result<Tensor> {
             let w = w.as_tensor().flatten_from(1)?;
             v.matmul(&w.t()?)?.broadcast_add(b.as_tensor())
@@ -179,6 +213,7 @@ impl SqueezeExcite {
             Act::Relu => s.relu()?,
             Act::None => s,
         };
+        acts.push(self.act, &s);
         let gate = candle_nn::ops::sigmoid(&dense(&s, &self.expand_w, &self.expand_b)?)?;
         kernels::channel_scale(x, &gate)
     }

@@ -15,6 +15,7 @@ use space::{Arch, Block};
 
 pub use eval::EvalNet;
 use kernels::Act;
+pub use layers::Activations;
 use layers::{BatchNorm, Conv, MixConv, Pointwise, SqueezeExcite};
 pub use params::{Named, ParamStore};
 
@@ -62,10 +63,10 @@ impl Layer {
         Ok(Layer::Conv(conv, BatchNorm::new(ps, &format!("blocks.{i}.bn"), b.out, arch.bn, Act::None)?))
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool, acts: &mut Activations) -> Result<Tensor> {
         match self {
-            Layer::MbConv(b) => b.forward(x, train),
-            Layer::Conv(conv, bn) => bn.forward(&conv.forward(x)?, train),
+            Layer::MbConv(b) => b.forward(x, train, acts),
+            Layer::Conv(conv, bn) => bn.forward(&conv.forward(x)?, train, acts),
         }
     }
 
@@ -99,16 +100,16 @@ impl MixBlock {
         Ok(Self { expand, dw, bn2, se, project, bn3, residual: b.has_residual() })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, train: bool, acts: &mut Activations) -> Result<Tensor> {
         let mut h = match &self.expand {
-            Some((conv, bn)) => bn.forward(&conv.forward(x)?, train)?,
+            Some((conv, bn)) => bn.forward(&conv.forward(x)?, train, acts)?,
             None => x.clone(),
         };
-        h = self.bn2.forward(&self.dw.forward(&h)?, train)?;
+        h = self.bn2.forward(&self.dw.forward(&h)?, train, acts)?;
         if let Some(se) = &self.se {
-            h = se.forward(&h)?;
+            h = se.forward(&h, acts)?;
         }
-        h = self.bn3.forward(&self.project.forward(&h)?, train)?;
+        h = self.bn3.forward(&self.project.forward(&h)?, train, acts)?;
         if self.residual {
             h = (h + x)?;
         }
@@ -205,20 +206,25 @@ impl MixNet {
 
     /// Features before the classifier: `[N, head width]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.features_recording(x, train, &mut Activations::default())
+    }
+
+    /// [`MixNet::features`], handing every activation's output to `acts`.
+    pub fn features_recording(&self, x: &Tensor, train: bool, acts: &mut Activations) -> Result<Tensor> {
         // Stage 0 is the stem, stage i + 1 block i; stages up to `frozen` run in eval mode.
         let frozen = self.frozen_blocks.filter(|_| train);
         let live = |stage: usize| train && frozen.is_none_or(|n| stage > n);
-        let mut h = self.stem.1.forward(&self.stem.0.forward(x)?, live(0))?;
+        let mut h = self.stem.1.forward(&self.stem.0.forward(x)?, live(0), acts)?;
         for (i, b) in self.blocks.iter().enumerate() {
             if frozen == Some(i) {
                 h = h.detach();
             }
-            h = b.forward(&h, live(i + 1))?;
+            h = b.forward(&h, live(i + 1), acts)?;
         }
         if frozen == Some(self.blocks.len()) {
             h = h.detach();
         }
-        h = self.head.1.forward(&self.head.0.forward(&h)?, train)?;
+        h = self.head.1.forward(&self.head.0.forward(&h)?, train, acts)?;
         kernels::channel_mean(&h)
     }
 

@@ -24,7 +24,8 @@ pub struct FidelityArgs {
     /// The truth's field to rank by.
     #[arg(long, default_value = DEFAULT_FIELD)]
     pub field: String,
-    /// proxy (the search's proxy training), table:FILE[:FIELD], zero:synflow or surrogate.
+    /// proxy (the search's proxy training), table:FILE[:FIELD], zero:synflow, zero:naswot (on a
+    /// batch of the proxy data's training images) or surrogate.
     #[arg(long, value_name = "SPEC")]
     pub evaluator: String,
     /// Networks to score, drawn one per FLOPs stratum.
@@ -58,7 +59,8 @@ pub fn exec(args: FidelityArgs) -> Result<i32, String> {
     let config = fidelity_config(&args)?;
     let truth = Truth::load(&args.truth, &args.field, NAS_BENCH_MACRO)?;
     let latency = super::latency::service()?;
-    if config.evaluator == EvaluatorKind::Proxy {
+    // The evaluators that compute on this process's pool run at the asked thread count.
+    if matches!(config.evaluator, EvaluatorKind::Proxy | EvaluatorKind::Zero(_)) {
         evaluator::set_threads(config.threads);
     }
     let built = config.evaluator.build(&config.data, &config.proxy, config.seed, &latency)?;

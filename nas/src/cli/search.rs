@@ -63,8 +63,8 @@ pub struct SearchArgs {
     #[arg(long, value_name = "N", help_heading = "Evaluation options")]
     pub threads: Option<usize>,
     /// proxy (real training), table:FILE[:FIELD] (accuracy looked up in a NAS-Bench-Macro-style
-    /// truth file, field mean_acc by default), zero:synflow (untrained zero-cost score) or
-    /// surrogate (closed form, for testing).
+    /// truth file, field mean_acc by default), zero:synflow or zero:naswot (untrained zero-cost
+    /// scores; NASWOT reads a batch of the proxy data) or surrogate (closed form, for testing).
     #[arg(long, value_name = "SPEC", help_heading = "Evaluation options")]
     pub evaluator: Option<String>,
     /// Latency from this table file (built with `nas latency --build-table`, here or on the
@@ -244,7 +244,8 @@ fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
 }
 
 fn evaluator(c: &RunConfig, latency: &LatencyService) -> Result<Arc<dyn TrialEvaluator>, String> {
-    if c.evaluator == EvaluatorKind::Proxy {
+    // The evaluators that compute on this process's pool run at the asked thread count.
+    if matches!(c.evaluator, EvaluatorKind::Proxy | EvaluatorKind::Zero(_)) {
         evaluator::set_threads(c.threads);
     }
     let built = c.evaluator.build(&c.data, &c.proxy, c.seed, latency)?;
