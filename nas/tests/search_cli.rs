@@ -186,7 +186,7 @@ fn bad_input_is_one_line_exit_2_and_no_run_folder() {
 fn an_unreachable_target_is_warned_about_from_the_lookup_table() {
     let tmp = tempfile::tempdir().unwrap();
     let out = run(Command::new(env!("CARGO_BIN_EXE_nas"))
-        .args(["search", "--target-latency", "1ms", "--trials", "0"])
+        .args(["search", "--target-latency", "1ms", "--trials", "0", "--evaluator", "proxy"])
         .arg("--config")
         .arg(workspace().join("configs/search.json"))
         .arg("--out")
@@ -222,6 +222,38 @@ fn without_a_terminal_each_finished_trial_is_one_stderr_line() {
     let quiet_stderr = String::from_utf8_lossy(&quiet.stderr);
     assert!(!quiet_stderr.lines().any(|l| l.starts_with("trial ")), "--quiet prints no trial lines: {quiet_stderr}");
     assert_eq!(out.stdout, quiet.stdout, "the progress goes to stderr only");
+}
+
+/// The default evaluator, NASWOT, records its reference scale in the run config; a resumed run
+/// keeps it, and every trial's accuracy is the logistic of its standardised score.
+#[test]
+fn a_naswot_search_records_its_scale_and_resumes_on_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let space = workspace().join("configs/space-nas-bench-macro.json");
+    let search = |flag: &str, trials: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nas"));
+        cmd.arg("search").arg("--config").arg(workspace().join("configs/search.json")).arg("--space").arg(&space);
+        cmd.args(["--data", "default", "--trials", trials, "--seed", "2", "--threads", "2", "--quiet", flag]);
+        String::from_utf8(ok(run(cmd.arg(&dir))).stderr).unwrap()
+    };
+    let first = search("--out", "2");
+    assert!(first.contains("accuracy = logistic((score - "), "{first}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["evaluator"], "zero:naswot");
+    let scale = &config["proxy"]["zero_scale"];
+    assert_eq!(scale["networks"], 16, "{config}");
+    let (mean, sd) = (scale["mean"].as_f64().unwrap(), scale["sd"].as_f64().unwrap());
+    let resumed = search("--resume", "4");
+    assert!(resumed.contains(&format!("logistic((score - {mean:.4}) / {sd:.4})")), "{resumed}");
+    let j = journal(&dir);
+    assert_eq!(j.len(), 4);
+    for r in &j {
+        let e = r.evaluation.as_ref().unwrap();
+        let z = (e.details["naswot"].as_f64().unwrap() - mean) / sd;
+        assert!((e.val_accuracy - 1.0 / (1.0 + (-z).exp())).abs() < 1e-12, "{r:?}");
+    }
 }
 
 /// The dev half of NAS-Bench-Macro's truth, where the shared folder has it.

@@ -16,7 +16,7 @@ pub use executor::LocalPool;
 pub use surrogate::{surrogate_accuracy, surrogate_latency_ms, SurrogateEvaluator};
 pub use table::TableEvaluator;
 pub use table_latency::TableLatency;
-pub use zero_cost::{ZeroCost, ZeroCostEvaluator};
+pub use zero_cost::{reference_drawn, reference_sample, ScoreScale, ZeroCost, ZeroCostEvaluator, REFERENCE_NETWORKS};
 
 use serde::{Deserialize, Serialize};
 

@@ -12,7 +12,7 @@ use evaluator::train::proxy::{proxy_evaluate, ProxyConfig};
 use serde::{Deserialize, Serialize};
 use space::{Arch, SearchSpace};
 
-use crate::evaluate::{Evaluation, TrialEvaluator, TrialSpec};
+use crate::evaluate::{Evaluation, ScoreScale, TrialEvaluator, TrialSpec};
 
 pub struct ProxyEvaluator {
     pub data: PreparedData,
@@ -115,6 +115,10 @@ pub struct ProxySettings {
     /// Validation images per class held out of them.
     pub val_per_class: Option<usize>,
     pub latency: LatencySetting,
+    /// The zero-cost evaluators' scale over a reference sample of the space, filled in when a
+    /// run starts (`setup::calibrate`) and kept by the run config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zero_scale: Option<ScoreScale>,
 }
 
 impl ProxySettings {
@@ -151,6 +155,7 @@ impl Default for ProxySettings {
             train_per_class: None,
             val_per_class: None,
             latency: LatencySetting::default(),
+            zero_scale: None,
         }
     }
 }

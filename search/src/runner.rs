@@ -73,15 +73,16 @@ impl Default for RunConfig {
             strategy: StrategyConfig::default(),
             space: "default".into(),
             classes: None,
-            reward: Reward::soft(Target::Latency(LatencyBudget::from_ms(75.0).unwrap())),
-            evaluator: EvaluatorKind::Proxy,
+            // Hard: a zero-cost score has no accuracy scale for the soft exponent to trade against.
+            reward: Reward::hard(Target::Latency(LatencyBudget::from_ms(75.0).unwrap())),
+            evaluator: EvaluatorKind::Zero(crate::setup::ZeroScore::Naswot),
             trials: 300,
             time_seconds: None,
             workers: 1,
             threads: 1,
             batch_size: 0,
             data: "default".into(),
-            proxy: ProxySettings { epochs: 5, ..Default::default() },
+            proxy: ProxySettings { epochs: 5, resolution: Some(32), ..Default::default() },
             fidelity: Fidelity::Full,
         }
     }
@@ -242,12 +243,12 @@ impl Runner {
         let batch = self.config.batch() as u64;
         let total = self.config.trials as u64;
         let mut appended = 0usize;
-        while self.batches_done * batch < total {
+        while self.candidates_done() < total {
             let elapsed = self.elapsed_before + start.elapsed().as_secs_f64();
             if self.config.time_seconds.is_some_and(|t| elapsed >= t) {
                 break;
             }
-            let n = batch.min(total - self.batches_done * batch) as usize;
+            let n = batch.min(total - self.candidates_done()) as usize;
             let proposals = self.strategy.propose(n);
             let observations = self.run_bracket(batch as usize, proposals, &mut appended, &bar)?;
             self.strategy.observe(&observations);
@@ -264,6 +265,14 @@ impl Runner {
         let wall = self.elapsed_before + start.elapsed().as_secs_f64();
         let run = self.dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
         results::write_reports(&self.dir, &run, &self.records(), wall)
+    }
+
+    /// Candidates of the finished batches. A run that stopped at a partial last batch and is
+    /// resumed with more trials goes on with a new batch (its ids start where a full batch would
+    /// have ended), instead of counting the partial batch as full.
+    fn candidates_done(&self) -> u64 {
+        let end = self.batches_done * self.config.fidelity.evaluations(self.config.batch()) as u64;
+        self.records.values().filter(|r| r.rung == 0 && r.id < end).count() as u64
     }
 
     /// Scores the proposals of this batch at rung 0, then the promoted ones rung by rung, and

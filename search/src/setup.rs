@@ -99,21 +99,22 @@ impl EvaluatorKind {
                     description: Some(format!("accuracy: field {field:?} of {file}")),
                 })
             }
-            EvaluatorKind::Zero(ZeroScore::Synflow) => {
-                let resolution = proxy.resolution.unwrap_or(proxy.latency.resolution);
-                let zero = ZeroCostEvaluator {
-                    cost: ZeroCost::Synflow { resolution },
-                    classes: 10,
-                    latency: proxy.latency.clone(),
-                    service: latency.clone(),
+            EvaluatorKind::Zero(score) => {
+                let (mut zero, fingerprint, description) = zero_cost(*score, data, proxy, seed, latency)?;
+                let Some(scale) = &proxy.zero_scale else {
+                    return Err(format!("{self}: no reference scale (proxy.zero_scale) in the run config"));
                 };
+                zero.scale = Some(scale.clone());
+                let description = format!(
+                    "{description}; accuracy = logistic((score - {:.4}) / {:.4}), the mean and sd of {} networks of the space",
+                    scale.mean, scale.sd, scale.networks
+                );
                 Ok(BuiltEvaluator {
                     evaluator: Arc::new(zero),
-                    data_fingerprint: "none".into(),
-                    description: Some(format!("zero-cost score: SynFlow at {resolution}x{resolution}, untrained")),
+                    data_fingerprint: fingerprint,
+                    description: Some(description),
                 })
             }
-            EvaluatorKind::Zero(ZeroScore::Naswot) => naswot(data, proxy, seed, latency),
             EvaluatorKind::Proxy => {
                 let proxy = ProxyEvaluator::new(data, proxy, seed, latency.clone())?;
                 Ok(BuiltEvaluator {
@@ -126,29 +127,56 @@ impl EvaluatorKind {
     }
 }
 
-/// NASWOT on the first batch of [`NASWOT_BATCH`] images the proxy's training would draw with
-/// `seed` (shuffled and augmented as training is, at the proxy's side); fewer when the training
-/// split is smaller.
-fn naswot(data: &str, proxy: &ProxySettings, seed: u64, latency: &LatencyService) -> Result<BuiltEvaluator, String> {
+/// Fills in `proxy.zero_scale` for a zero-cost evaluator that has none, from its scores of
+/// `reference` (`evaluate::reference_sample` of the searched space); other evaluators and a
+/// recorded scale are left as they are.
+pub fn calibrate(
+    kind: &EvaluatorKind,
+    data: &str,
+    proxy: &mut ProxySettings,
+    seed: u64,
+    latency: &LatencyService,
+    reference: &[(space::Arch, u64)],
+) -> Result<(), String> {
+    let EvaluatorKind::Zero(score) = kind else { return Ok(()) };
+    if proxy.zero_scale.is_none() {
+        let (zero, _, _) = zero_cost(*score, data, proxy, seed, latency)?;
+        proxy.zero_scale = Some(zero.calibrate(reference)?);
+    }
+    Ok(())
+}
+
+/// An uncalibrated zero-cost evaluator, its data's fingerprint and a line describing it.
+/// NASWOT scores the first batch of [`NASWOT_BATCH`] images the proxy's training would draw
+/// with `seed` (shuffled and augmented as training is, at the proxy's side); fewer when the
+/// training split is smaller.
+fn zero_cost(
+    score: ZeroScore,
+    data: &str,
+    proxy: &ProxySettings,
+    seed: u64,
+    latency: &LatencyService,
+) -> Result<(ZeroCostEvaluator, String, String), String> {
     let resolution = proxy.resolution.unwrap_or(proxy.latency.resolution);
+    let evaluator = |cost, classes| ZeroCostEvaluator {
+        cost,
+        classes,
+        latency: proxy.latency.clone(),
+        service: latency.clone(),
+        scale: None,
+    };
+    if score == ZeroScore::Synflow {
+        let description = format!("zero-cost score: SynFlow at {resolution}x{resolution}, untrained");
+        return Ok((evaluator(ZeroCost::Synflow { resolution }, 10), "none".into(), description));
+    }
     let prepared = proxy.load_data(data, seed)?;
     let loader = prepared.train_loader(NASWOT_BATCH, seed, Some(resolution));
     let Some((images, _)) = loader.epoch(0).next() else { return Err(format!("{data}: no training images")) };
     let batch = images.dim(0).map_err(|e| e.to_string())?;
-    let classes = prepared.train.num_classes();
     let description =
         format!("zero-cost score: NASWOT on {batch} training images of {data} at {resolution}x{resolution}, untrained");
-    let zero = ZeroCostEvaluator {
-        cost: ZeroCost::Naswot { images },
-        classes,
-        latency: proxy.latency.clone(),
-        service: latency.clone(),
-    };
-    Ok(BuiltEvaluator {
-        evaluator: Arc::new(zero),
-        data_fingerprint: prepared.record.fingerprint.clone(),
-        description: Some(description),
-    })
+    let zero = evaluator(ZeroCost::Naswot { images }, prepared.train.num_classes());
+    Ok((zero, prepared.record.fingerprint.clone(), description))
 }
 
 impl fmt::Display for EvaluatorKind {
@@ -237,20 +265,53 @@ mod tests {
     }
 
     #[test]
-    fn naswot_scores_the_first_seeded_batch_of_the_proxy_data() {
+    fn naswot_scores_the_first_seeded_batch_of_the_proxy_data_on_a_calibrated_scale() {
         let service = LatencyService::new("/no/such/program".into(), vec![]);
-        let proxy = ProxySettings {
+        let mut proxy = ProxySettings {
             resolution: Some(32),
             train_per_class: Some(20),
             val_per_class: Some(2),
             ..ProxySettings::default()
         };
-        let built = EvaluatorKind::Zero(ZeroScore::Naswot).build("default", &proxy, 3, &service).unwrap();
+        let kind = EvaluatorKind::Zero(ZeroScore::Naswot);
+        let err = kind.build("default", &proxy, 3, &service).err().unwrap();
+        assert!(err.contains("no reference scale (proxy.zero_scale)"), "{err}");
+        let space =
+            space::SearchSpace::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/space-nas-bench-macro.json"))
+                .unwrap()
+                .with_classes(10);
+        let reference = crate::evaluate::reference_sample(&space, 3).unwrap();
+        calibrate(&kind, "default", &mut proxy, 3, &service, &reference).unwrap();
+        let scale = proxy.zero_scale.clone().unwrap();
+        assert_eq!(scale.networks, crate::evaluate::REFERENCE_NETWORKS);
+        assert!(scale.mean > 100.0 && scale.sd > 0.0, "{scale:?}");
+        let built = kind.build("default", &proxy, 3, &service).unwrap();
         assert_eq!(built.evaluator.name(), "zero:naswot");
         assert_eq!(built.data_fingerprint, proxy.load_data("default", 3).unwrap().record.fingerprint);
         let line = built.description.unwrap();
         assert!(line.starts_with("zero-cost score: NASWOT on 128 training images of default at 32x32"), "{line}");
-        let err = EvaluatorKind::Zero(ZeroScore::Naswot).build("/no/such/data", &proxy, 3, &service).err().unwrap();
+        assert!(line.ends_with("the mean and sd of 16 networks of the space"), "{line}");
+        // The same seed draws the same reference; another seed another.
+        let names = |seed| -> Vec<String> {
+            let sample = crate::evaluate::reference_sample(&space, seed).unwrap();
+            sample.iter().map(|(a, s)| format!("{:?}{s}", a.blocks)).collect()
+        };
+        assert_eq!(names(3), names(3));
+        assert_ne!(names(3), names(4));
+        let err = kind.build("/no/such/data", &proxy, 3, &service).err().unwrap();
         assert!(err.contains("/no/such/data"), "{err}");
+    }
+
+    #[test]
+    fn a_scale_needs_two_different_finite_scores() {
+        let scale = crate::evaluate::ScoreScale::of(&[1.0, 3.0, f64::NEG_INFINITY]).unwrap();
+        assert_eq!((scale.mean, scale.networks), (2.0, 2));
+        assert!((scale.sd - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(scale.accuracy(2.0), 0.5);
+        assert!((scale.accuracy(2.0 + 2.0 * scale.sd) - 0.8808).abs() < 1e-4);
+        assert_eq!(scale.accuracy(f64::NEG_INFINITY), 0.0);
+        for values in [&[5.0, 5.0][..], &[1.0, f64::NAN], &[]] {
+            assert!(crate::evaluate::ScoreScale::of(values).unwrap_err().contains("no scale"), "{values:?}");
+        }
     }
 }

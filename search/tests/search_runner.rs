@@ -74,6 +74,20 @@ fn resume_after_a_crash_reaches_the_same_journal() {
     }
 }
 
+/// A run that ended within a batch (2 trials of a batch of 6) goes on when resumed with more
+/// trials: a new batch, laid out where a full first batch would have ended.
+#[test]
+fn more_trials_after_a_partial_last_batch_run_a_new_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let space = space::SearchSpace::default_space();
+    runner(&dir, config(StrategyKind::Random, 2), Arc::new(SurrogateEvaluator), space.clone()).run().unwrap();
+    let pool = Box::new(LocalPool::new(Arc::new(SurrogateEvaluator), 3));
+    let s = Runner::resume(&dir, config(StrategyKind::Random, 5), space, pool).unwrap().run().unwrap();
+    assert_eq!(s.trials, 5);
+    assert_eq!(journal(&dir).iter().map(|r| r.id).collect::<Vec<_>>(), [0, 1, 6, 7, 8]);
+}
+
 struct Flaky;
 
 impl TrialEvaluator for Flaky {

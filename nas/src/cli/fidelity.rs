@@ -11,7 +11,7 @@ use search::fidelity::run::{run, FidelityConfig, FidelityResults, FIDELITY_FORMA
 use search::fidelity::truth::DEFAULT_FIELD;
 use search::fidelity::{Estimate, RankReport, Truth, NAS_BENCH_MACRO};
 use search::setup::EvaluatorKind;
-use space::family::{NAS_BENCH_MACRO as FAMILY, NAS_BENCH_MACRO_RESOLUTION};
+use space::family::{NAS_BENCH_MACRO as FAMILY, NAS_BENCH_MACRO_CODES, NAS_BENCH_MACRO_RESOLUTION};
 
 #[derive(Args, Debug)]
 pub struct FidelityArgs {
@@ -56,13 +56,21 @@ pub struct FidelityArgs {
 }
 
 pub fn exec(args: FidelityArgs) -> Result<i32, String> {
-    let config = fidelity_config(&args)?;
+    let mut config = fidelity_config(&args)?;
     let truth = Truth::load(&args.truth, &args.field, NAS_BENCH_MACRO)?;
     let latency = super::latency::service()?;
     // The evaluators that compute on this process's pool run at the asked thread count.
     if matches!(config.evaluator, EvaluatorKind::Proxy | EvaluatorKind::Zero(_)) {
         evaluator::set_threads(config.threads);
     }
+    // A zero-cost score's scale over random codes of the family, as a search of its space has.
+    let reference = search::evaluate::reference_drawn(config.seed, |rng| {
+        let code: String = (0..NAS_BENCH_MACRO_CODES.length)
+            .map(|_| NAS_BENCH_MACRO_CODES.digits.as_bytes()[rng.below(NAS_BENCH_MACRO_CODES.digits.len())] as char)
+            .collect();
+        space::family::nas_bench_macro(&code)
+    })?;
+    search::setup::calibrate(&config.evaluator, &config.data, &mut config.proxy, config.seed, &latency, &reference)?;
     let built = config.evaluator.build(&config.data, &config.proxy, config.seed, &latency)?;
     if let Some(line) = &built.description {
         eprintln!("{line}");

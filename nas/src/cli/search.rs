@@ -62,9 +62,10 @@ pub struct SearchArgs {
     /// CPU threads in total, shared by the workers.
     #[arg(long, value_name = "N", help_heading = "Evaluation options")]
     pub threads: Option<usize>,
+    /// zero:naswot (the default: untrained NASWOT score on a batch of the data), zero:synflow,
     /// proxy (real training), table:FILE[:FIELD] (accuracy looked up in a NAS-Bench-Macro-style
-    /// truth file, field mean_acc by default), zero:synflow or zero:naswot (untrained zero-cost
-    /// scores; NASWOT reads a batch of the proxy data) or surrogate (closed form, for testing).
+    /// truth file, field mean_acc by default) or surrogate (closed form, for testing). Zero-cost
+    /// scores are standardised against 16 random networks of the space.
     #[arg(long, value_name = "SPEC", help_heading = "Evaluation options")]
     pub evaluator: Option<String>,
     /// Latency from this table file (built with `nas latency --build-table`, here or on the
@@ -243,6 +244,17 @@ fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
     })
 }
 
+/// A zero-cost evaluator's scale from a reference sample of the space (kept by the run config,
+/// so a resumed run and remote workers use the recorded one).
+fn calibrate(c: &mut RunConfig, space: &::space::SearchSpace, latency: &LatencyService) -> Result<(), String> {
+    if !matches!(c.evaluator, EvaluatorKind::Zero(_)) || c.proxy.zero_scale.is_some() {
+        return Ok(());
+    }
+    evaluator::set_threads(c.threads);
+    let reference = search::evaluate::reference_sample(space, c.seed)?;
+    search::setup::calibrate(&c.evaluator, &c.data, &mut c.proxy, c.seed, latency, &reference)
+}
+
 fn evaluator(c: &RunConfig, latency: &LatencyService) -> Result<Arc<dyn TrialEvaluator>, String> {
     // The evaluators that compute on this process's pool run at the asked thread count.
     if matches!(c.evaluator, EvaluatorKind::Proxy | EvaluatorKind::Zero(_)) {
@@ -289,6 +301,7 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     announce_halving(&config)?;
     announce_table(&config.proxy.latency)?;
     let latency = super::latency::service()?;
+    calibrate(&mut config, &space, &latency)?;
     let connection = args.broker.as_deref().map(|url| args.auth.connection(url)).transpose()?;
     let (pool, run_id): (Box<dyn search::evaluate::Executor>, _) = match &connection {
         Some(connection) => {
