@@ -8,7 +8,7 @@ with beta -10) and SEEDS seeds, and looks each search's found network (best.json
 of the benchmark. Half of the codes are held out of this repository; a found code among them has
 no truth here and is reported as such, never replaced. Writes under OUT:
 
-  machine.json     command, lscpu model and cores, date, git commit, load averages
+  machine.json     command, lscpu model and cores, date and git commit of the last invocation
   latency.json     predicted latency (ms) of every code on this machine, and the median
   runs/R-S/        each search's run folder (run.txt: command, start, end, load)
   summary.json     per run: the found code, its truth, its rank among the dev codes meeting T
