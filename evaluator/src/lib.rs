@@ -7,6 +7,7 @@ pub mod export;
 pub mod latency;
 pub mod model;
 pub mod rng;
+pub mod supernet;
 pub mod timm;
 pub mod train;
 pub mod train_bench;

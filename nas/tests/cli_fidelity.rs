@@ -299,3 +299,34 @@ fn sigkilled_mid_run_it_resumes_to_the_rows_of_an_uninterrupted_run() {
     assert_eq!(scores(&resumed), scores(&whole));
     assert_eq!(resumed["evaluator"], whole["evaluator"]);
 }
+
+/// `nas supernet train` then `nas fidelity --evaluator supernet:DIR` on the embedded data: the
+/// supernet folder is complete, a second run without --resume is refused in one line, --resume
+/// of the finished run trains nothing more, and candidates get scores with their validation loss.
+#[test]
+fn a_trained_supernet_scores_nas_bench_macro_networks() {
+    let Some(dev) = dev_file() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sn = dir.path().join("sn");
+    let space = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/space-nas-bench-macro.json");
+    let train = |extra: &[&str]| {
+        let args = ["supernet", "train", "--space", space, "--subset", "16", "--val-per-class", "4", "--epochs", "1"];
+        nas(&[&args[..], &["--batch", "32", "--quiet", "--out", sn.to_str().unwrap()], extra].concat())
+    };
+    assert!(train(&[]).status.success());
+    for file in ["supernet.safetensors", "supernet.json", "metrics.json"] {
+        assert!(sn.join(file).exists(), "{file}");
+    }
+    let err = stderr_line(&train(&[]));
+    assert!(err.contains("a supernet is here already: pass --resume"), "{err}");
+    assert!(train(&["--resume"]).status.success());
+    let v = stdout_json(&fidelity(&dev, &format!("supernet:{}", sn.display()), &dir.path().join("f"), "4"));
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        let score = r["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score) && r["details"]["val_loss"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    let err = stderr_line(&fidelity(&dev, "supernet:/no/such/dir", &dir.path().join("g"), "4"));
+    assert!(err.contains("/no/such/dir/supernet.safetensors: no supernet here"), "{err}");
+}

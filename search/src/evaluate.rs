@@ -6,6 +6,7 @@
 //! trials from a queue) implements the same trait, so strategies and the runner do not change.
 
 mod executor;
+mod supernet;
 mod surrogate;
 mod table;
 mod table_latency;
@@ -13,6 +14,7 @@ mod zero_cost;
 
 pub(crate) use executor::evaluate_guarded;
 pub use executor::LocalPool;
+pub use supernet::{SupernetEvaluator, CALIBRATION_BATCHES};
 pub use surrogate::{surrogate_accuracy, surrogate_latency_ms, SurrogateEvaluator};
 pub use table::TableEvaluator;
 pub use table_latency::TableLatency;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use evaluator::latency::LatencyService;
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::{SurrogateEvaluator, TableEvaluator, TableLatency, TrialEvaluator, ZeroCost, ZeroCostEvaluator};
+use crate::evaluate::{
+    SupernetEvaluator, SurrogateEvaluator, TableEvaluator, TableLatency, TrialEvaluator, ZeroCost, ZeroCostEvaluator,
+};
 use crate::fidelity::truth::DEFAULT_FIELD;
 use crate::proxy::{ProxyEvaluator, ProxySettings};
 
@@ -28,6 +30,9 @@ pub enum EvaluatorKind {
     /// A zero-cost score of the untrained network (`zero:synflow`, `zero:naswot`), latency as
     /// usual.
     Zero(ZeroScore),
+    /// Accuracy with the weights inherited from a supernet (`nas supernet train --out DIR`),
+    /// latency as usual.
+    Supernet { dir: String },
 }
 
 /// The zero-cost scores (`evaluator::zero_cost`).
@@ -42,7 +47,7 @@ pub enum ZeroScore {
 /// Images in NASWOT's batch, as the paper's CIFAR-10 runs take.
 pub const NASWOT_BATCH: usize = 128;
 
-const HINT: &str = "hint: proxy, surrogate, table:FILE[:FIELD], zero:synflow or zero:naswot";
+const HINT: &str = "hint: proxy, surrogate, table:FILE[:FIELD], zero:synflow, zero:naswot or supernet:DIR";
 
 /// A built evaluator and what it was built on.
 #[derive(Clone)]
@@ -68,6 +73,7 @@ impl EvaluatorKind {
             EvaluatorKind::Table { .. } => "table",
             EvaluatorKind::Zero(ZeroScore::Synflow) => "zero:synflow",
             EvaluatorKind::Zero(ZeroScore::Naswot) => "zero:naswot",
+            EvaluatorKind::Supernet { .. } => "supernet",
         }
     }
 
@@ -113,6 +119,14 @@ impl EvaluatorKind {
                     evaluator: Arc::new(zero),
                     data_fingerprint: fingerprint,
                     description: Some(description),
+                })
+            }
+            EvaluatorKind::Supernet { dir } => {
+                let e = SupernetEvaluator::open(dir, data, proxy.latency.clone(), latency.clone())?;
+                Ok(BuiltEvaluator {
+                    data_fingerprint: e.scorer.record.data.fingerprint.clone(),
+                    description: Some(e.describe(dir)),
+                    evaluator: Arc::new(e),
                 })
             }
             EvaluatorKind::Proxy => {
@@ -183,6 +197,7 @@ impl fmt::Display for EvaluatorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EvaluatorKind::Table { file, field } => write!(f, "table:{file}:{field}"),
+            EvaluatorKind::Supernet { dir } => write!(f, "supernet:{dir}"),
             other => f.write_str(other.name()),
         }
     }
@@ -197,6 +212,10 @@ impl FromStr for EvaluatorKind {
             "surrogate" => Ok(EvaluatorKind::Surrogate),
             "zero:synflow" => Ok(EvaluatorKind::Zero(ZeroScore::Synflow)),
             "zero:naswot" => Ok(EvaluatorKind::Zero(ZeroScore::Naswot)),
+            supernet if supernet.starts_with("supernet:") => match &supernet["supernet:".len()..] {
+                "" => Err("evaluator `supernet:`: give the folder `nas supernet train` wrote, as supernet:DIR".into()),
+                dir => Ok(EvaluatorKind::Supernet { dir: dir.to_string() }),
+            },
             table if table.starts_with("table:") => {
                 let spec = &table["table:".len()..];
                 // FILE may hold colons itself; a FIELD is a plain name after the last one.
@@ -236,9 +255,15 @@ mod tests {
     fn names_round_trip_and_an_unknown_one_is_one_line_with_the_hint() {
         let table = EvaluatorKind::Table { file: "/d/t.json".into(), field: "std".into() };
         let zero = |score| EvaluatorKind::Zero(score);
-        for kind in
-            [EvaluatorKind::Proxy, EvaluatorKind::Surrogate, table, zero(ZeroScore::Synflow), zero(ZeroScore::Naswot)]
-        {
+        let supernet = EvaluatorKind::Supernet { dir: "runs/sn".into() };
+        for kind in [
+            EvaluatorKind::Proxy,
+            EvaluatorKind::Surrogate,
+            table,
+            zero(ZeroScore::Synflow),
+            zero(ZeroScore::Naswot),
+            supernet,
+        ] {
             assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
             assert_eq!(kind.to_string().parse::<EvaluatorKind>(), Ok(kind.clone()));
             assert_eq!(serde_json::from_str::<EvaluatorKind>(&format!("\"{kind}\"")).unwrap(), kind);
@@ -246,7 +271,7 @@ mod tests {
         let err = "magic".parse::<EvaluatorKind>().unwrap_err();
         assert_eq!(
             err,
-            "unknown evaluator `magic` (hint: proxy, surrogate, table:FILE[:FIELD], zero:synflow or zero:naswot)"
+            "unknown evaluator `magic` (hint: proxy, surrogate, table:FILE[:FIELD], zero:synflow, zero:naswot or supernet:DIR)"
         );
         assert_eq!("zero:naswot".parse::<EvaluatorKind>(), Ok(zero(ZeroScore::Naswot)));
         assert!("zero:grasp".parse::<EvaluatorKind>().unwrap_err().contains("zero:naswot"));

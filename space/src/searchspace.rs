@@ -66,6 +66,9 @@ pub struct SearchSpace {
     pub name: String,
     /// The file it came from, for messages.
     pub source: String,
+    /// The document as read, so that what was built on the space can carry it (a supernet
+    /// checkpoint) and [`SearchSpace::parse`] it back.
+    pub text: String,
     pub base: Base,
     /// The input side its networks are judged at (set on every decoded arch), if the space has
     /// one; latency and proxy training follow it.
@@ -133,6 +136,25 @@ impl Row {
         let n = 1 + blocks[1..].iter().take(max - 1).take_while(|b| **b == repeat).count();
         p[Field::Layers] = self.layers.iter().position(|&l| l == n)?;
         Some((p, n))
+    }
+
+    /// Every canonical pick of the row's block fields (layers left at its first option).
+    fn all_picks(&self) -> Vec<Pick> {
+        let mut picks = vec![Pick::default()];
+        for f in FIELDS.into_iter().filter(|&f| f != Field::Layers) {
+            picks = picks
+                .into_iter()
+                .flat_map(|p| {
+                    (0..self.count(f)).map(move |i| {
+                        let mut p = p;
+                        p[f] = i;
+                        p
+                    })
+                })
+                .collect();
+        }
+        picks.iter_mut().for_each(|p| self.canonicalise(p));
+        picks
     }
 
     /// Distinct architectures of this row: expand 1 does not multiply by the expand groups.
@@ -210,6 +232,35 @@ impl SpaceRow {
         }
     }
 
+    /// See [`SearchSpace::position_options`].
+    fn position_options(&self) -> Vec<Vec<Block>> {
+        let mut options: Vec<Vec<Block>> = Vec::new();
+        let mut put = |j: usize, b: Block| {
+            if options.len() <= j {
+                options.resize(j + 1, Vec::new());
+            }
+            if !options[j].contains(&b) {
+                options[j].push(b);
+            }
+        };
+        match self {
+            SpaceRow::Layers(row) => {
+                (0..row.layer.len()).filter_map(|i| row.block(i)).for_each(|b| put(0, b));
+                if options.is_empty() {
+                    options.push(Vec::new());
+                }
+            }
+            SpaceRow::Fields(row) => {
+                let max_layers = row.layers.iter().copied().max().unwrap_or(1);
+                for pick in row.all_picks() {
+                    put(0, row.block(&pick, true));
+                    (1..max_layers).for_each(|j| put(j, row.block(&pick, false)));
+                }
+            }
+        }
+        options
+    }
+
     /// log10 of the row's points: distinct architectures of a field row, alternatives of a
     /// layer row (which may build the same network in different codes, as benchmarks have them).
     fn log10_size(&self) -> f64 {
@@ -272,7 +323,8 @@ impl SearchSpace {
             }
         }
         let resolution = file.resolution;
-        Ok(SearchSpace { decisions, name, source: source.to_string(), base: file.base, resolution, rows, slots })
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        Ok(SearchSpace { decisions, name, source: source.to_string(), text, base: file.base, resolution, rows, slots })
     }
 
     /// The same space decoding to `classes` outputs (for proxy data sets).
@@ -312,6 +364,22 @@ impl SearchSpace {
         // The rows were checked at load; this catches a base overridden into something invalid.
         validate(&arch).map_err(|(field, message)| self.error(&field, message))?;
         Ok(arch)
+    }
+
+    /// Where each block of `decode(choices)` sits: `(row, position in the row)`, in block order.
+    /// Weight sharing keys a layer's weights by this position, so the same tensors serve every
+    /// point that puts a block there.
+    pub fn block_positions(&self, choices: &[usize]) -> Result<Vec<(usize, usize)>, ArchError> {
+        let picks = self.picks(choices)?;
+        let rows = self.rows.iter().zip(&picks).enumerate();
+        Ok(rows.flat_map(|(r, (row, c))| (0..row.blocks(c).len()).map(move |j| (r, j))).collect())
+    }
+
+    /// Every distinct block a position can hold over all points, `[row][position]`: a field row
+    /// has one position per layer it may have (the first takes the row's stride and input
+    /// width), a layer row one (empty when its only option is an absent identity).
+    pub fn position_options(&self) -> Vec<Vec<Vec<Block>>> {
+        self.rows.iter().map(SpaceRow::position_options).collect()
     }
 
     /// The choice vector of `arch`, or `None` when it is not a point of this space. Everything
@@ -778,6 +846,33 @@ mod tests {
         let id: String = choices.iter().map(|&c| DIGITS[c] as char).collect();
         assert_eq!(arch.name.as_deref(), Some(format!("mixnet:{id}").as_str()));
         assert_eq!(crate::cost(&arch, 224).total.params, 4_134_606);
+    }
+
+    #[test]
+    fn every_block_sits_at_a_position_that_offers_it() {
+        let macro_space =
+            SearchSpace::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/space-nas-bench-macro.json"));
+        for space in [SearchSpace::default_space(), macro_space.unwrap()] {
+            let options = space.position_options();
+            let mut rng = StdRng::seed_from_u64(9);
+            for _ in 0..50 {
+                let choices = space.sample(&mut rng);
+                let arch = space.decode(&choices).unwrap();
+                let positions = space.block_positions(&choices).unwrap();
+                assert_eq!(positions.len(), arch.blocks.len(), "{}", space.name);
+                for (b, &(r, j)) in arch.blocks.iter().zip(&positions) {
+                    assert!(options[r][j].contains(b), "{}: row {r} position {j} lacks {b:?}", space.name);
+                }
+            }
+        }
+        // NAS-Bench-Macro: a stride-2 row offers the 1x1 conv and both blocks, a stride-1 row
+        // the two blocks (its identity is absent).
+        let space =
+            SearchSpace::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/space-nas-bench-macro.json")).unwrap();
+        let counts: Vec<Vec<usize>> =
+            space.position_options().iter().map(|r| r.iter().map(Vec::len).collect()).collect();
+        assert_eq!(counts, [[3], [2], [3], [2], [2], [3], [2], [2]]);
+        assert_eq!(space.block_positions(&[0, 0, 1, 0, 2, 0, 0, 1]).unwrap(), [(0, 0), (2, 0), (4, 0), (5, 0), (7, 0)]);
     }
 
     #[test]

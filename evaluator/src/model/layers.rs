@@ -40,13 +40,13 @@ impl Activations {
 pub struct BatchNorm {
     /// What its tensors' names start with (`blocks.3.bn2`).
     prefix: String,
-    pub(super) gamma: Var,
-    pub(super) beta: Var,
-    pub(super) running_mean: Var,
-    pub(super) running_var: Var,
-    pub(super) eps: f64,
-    pub(super) momentum: f64,
-    pub(super) act: Act,
+    pub(crate) gamma: Var,
+    pub(crate) beta: Var,
+    pub(crate) running_mean: Var,
+    pub(crate) running_var: Var,
+    pub(crate) eps: f64,
+    pub(crate) momentum: f64,
+    pub(crate) act: Act,
 }
 
 impl BatchNorm {
@@ -105,10 +105,10 @@ impl BatchNorm {
 
 /// A dense conv (the stem) with explicit, convention-dependent padding.
 pub struct Conv {
-    pub(super) weight: Var,
-    pub(super) kernel: usize,
-    pub(super) stride: usize,
-    pub(super) padding: Padding,
+    pub(crate) weight: Var,
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) padding: Padding,
 }
 
 impl Conv {
@@ -138,7 +138,7 @@ impl Conv {
 
 /// A grouped 1x1 conv (no shuffle), one weight per group.
 pub struct Pointwise {
-    pub(super) weights: Vec<Tensor>,
+    pub(crate) weights: Vec<Tensor>,
 }
 
 impl Pointwise {
@@ -158,8 +158,8 @@ impl Pointwise {
 
 /// MixConv: one depthwise kernel per channel group.
 pub struct MixConv {
-    pub(super) weights: Vec<Tensor>,
-    pub(super) spec: MixConvSpec,
+    pub(crate) weights: Vec<Tensor>,
+    pub(crate) spec: MixConvSpec,
 }
 
 impl MixConv {
@@ -183,11 +183,11 @@ impl MixConv {
 
 /// Squeeze-excitation: pool, 1x1 reduce (bias), the block's act, 1x1 expand (bias), sigmoid gate.
 pub struct SqueezeExcite {
-    pub(super) reduce_w: Var,
-    pub(super) reduce_b: Var,
-    pub(super) expand_w: Var,
-    pub(super) expand_b: Var,
-    pub(super) act: Act,
+    pub(crate) reduce_w: Var,
+    pub(crate) reduce_b: Var,
+    pub(crate) expand_w: Var,
+    pub(crate) expand_b: Var,
+    pub(crate) act: Act,
 }
 
 impl SqueezeExcite {
@@ -202,19 +202,26 @@ impl SqueezeExcite {
     }
 
     pub fn forward(&self, x: &Tensor, acts: &mut Activations) -> Result<Tensor> {
-        let dense = |v: &Tensor, w: &Var, b: &Var| -> Result<Tensor> {
-            let w = w.as_tensor().flatten_from(1)?;
-            v.matmul(&w.t()?)?.broadcast_add(b.as_tensor())
-        };
-        let pooled = kernels::channel_mean(x)?;
-        let s = dense(&pooled, &self.reduce_w, &self.reduce_b)?;
-        let s = match self.act {
-            Act::Swish => kernels::swish(&s)?,
-            Act::Relu => s.relu()?,
-            Act::None => s,
-        };
-        acts.push(self.act, &s);
-        let gate = candle_nn::ops::sigmoid(&dense(&s, &self.expand_w, &self.expand_b)?)?;
-        kernels::channel_scale(x, &gate)
+        let [rw, rb, ew, eb] = [&self.reduce_w, &self.reduce_b, &self.expand_w, &self.expand_b].map(|v| v.as_tensor());
+        squeeze_excite(x, [rw, rb, ew, eb], self.act, acts)
     }
+}
+
+/// Squeeze-excitation of `x` with `[reduce weight, reduce bias, expand weight, expand bias]`
+/// (`[se, mid, 1, 1]`, `[se]`, `[mid, se, 1, 1]`, `[mid]`).
+pub fn squeeze_excite(x: &Tensor, [rw, rb, ew, eb]: [&Tensor; 4], act: Act, acts: &mut Activations) -> Result<Tensor> {
+    let dense = |v: &Tensor, w: &Tensor, b: &Tensor| -> Result<Tensor> {
+        let w = w.flatten_from(1)?;
+        v.matmul(&w.t()?)?.broadcast_add(b)
+    };
+    let pooled = kernels::channel_mean(x)?;
+    let s = dense(&pooled, rw, rb)?;
+    let s = match act {
+        Act::Swish => kernels::swish(&s)?,
+        Act::Relu => s.relu()?,
+        Act::None => s,
+    };
+    acts.push(act, &s);
+    let gate = candle_nn::ops::sigmoid(&dense(&s, ew, eb)?)?;
+    kernels::channel_scale(x, &gate)
 }

@@ -6,7 +6,7 @@
 //! `blocks.{i}.se.{reduce,expand}.*`, `head.conv.0.weight`, `head.bn.*`, `classifier.*`.
 
 mod eval;
-mod layers;
+pub(crate) mod layers;
 pub mod params;
 
 use candle_core::{DType, Device, Result, Tensor, Var};
@@ -228,6 +228,42 @@ impl MixNet {
         kernels::channel_mean(&h)
     }
 
+    /// Re-estimates every batch norm's running statistics as the mean of its batch statistics
+    /// over `batches` (train-mode forwards; weights unchanged), as Once-for-All and BigNAS do
+    /// for a supernet's subnet, whose shared statistics fit no single path. Returns the number
+    /// of batches; none is an error.
+    pub fn recalibrate_batch_norms(&self, batches: impl IntoIterator<Item = Tensor>) -> Result<usize> {
+        let bns: Vec<&BatchNorm> = self.batch_norms().collect();
+        let stats = |bn: &BatchNorm| -> Result<[Tensor; 2]> {
+            Ok([bn.running_mean.as_tensor().copy()?, bn.running_var.as_tensor().copy()?])
+        };
+        let mut sums: Vec<[Tensor; 2]> =
+            bns.iter().map(|bn| Ok(stats(bn)?.map(|t| t.zeros_like().expect("cpu")))).collect::<Result<_>>()?;
+        let mut n = 0usize;
+        for x in batches {
+            let before: Vec<[Tensor; 2]> = bns.iter().map(|bn| stats(bn)).collect::<Result<_>>()?;
+            crate::on_pool(|| self.features(&x, true))?;
+            // The running update is `new = (1 - m) old + m batch`, so the batch's own statistic
+            // is `(new - (1 - m) old) / m`.
+            for ((bn, old), sum) in bns.iter().zip(&before).zip(&mut sums) {
+                let m = bn.momentum;
+                for (k, now) in stats(bn)?.iter().enumerate() {
+                    let batch = ((now - (&old[k] * (1.0 - m))?)? / m)?;
+                    sum[k] = (&sum[k] + batch)?;
+                }
+            }
+            n += 1;
+        }
+        if n == 0 {
+            candle_core::bail!("batch norm recalibration: no batches")
+        }
+        for (bn, [mean, var]) in bns.iter().zip(sums) {
+            bn.running_mean.set(&(mean / n as f64)?)?;
+            bn.running_var.set(&(var / n as f64)?)?;
+        }
+        Ok(n)
+    }
+
     /// The network frozen for inference with its current weights: batch norm folded once, SE
     /// folded into the project conv, fused kernels, reused buffers. This is the one inference
     /// path: `nas infer`, `nas eval`, test and validation accuracy, and latency measurement all
@@ -371,6 +407,27 @@ mod tests {
             let d = rel_diff(&net.eval_net()?.forward(&x)?, &want)?;
             assert!(d < 1e-4, "{code}: relative difference {d}");
         }
+        Ok(())
+    }
+
+    /// Recalibrated statistics are the mean of each batch's own: two batches together give the
+    /// mean of what each gives alone (whatever the running statistics were before).
+    #[test]
+    fn recalibrated_batch_norm_statistics_average_the_batches() -> Result<()> {
+        let net = MixNet::new(&space::family::nas_bench_macro("12012021").unwrap(), 5, &Device::Cpu)?;
+        let [a, b] = [1u64, 2].map(|s| testkit::tensor::rand(&[8, 3, 32, 32], s, DType::F32).unwrap());
+        let stats = |batches: Vec<Tensor>| -> Result<Vec<Vec<f32>>> {
+            randomise_batch_norms(&net, 9)?;
+            assert_eq!(net.recalibrate_batch_norms(batches.clone())?, batches.len());
+            let keep = |n: &&Named| n.name.ends_with("running_mean") || n.name.ends_with("running_var");
+            net.named().iter().filter(keep).map(|n| n.var.as_tensor().to_vec1()).collect()
+        };
+        let (sa, sb, both) = (stats(vec![a.clone()])?, stats(vec![b.clone()])?, stats(vec![a, b])?);
+        for ((x, y), z) in sa.iter().flatten().zip(sb.iter().flatten()).zip(both.iter().flatten()) {
+            assert!(((x + y) / 2.0 - z).abs() <= 1e-4 * (1.0 + z.abs()), "{x} {y} -> {z}");
+        }
+        assert!(sa.iter().flatten().zip(sb.iter().flatten()).any(|(x, y)| x != y));
+        assert!(net.recalibrate_batch_norms(Vec::new()).unwrap_err().to_string().contains("no batches"));
         Ok(())
     }
 

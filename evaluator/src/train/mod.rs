@@ -16,7 +16,7 @@ pub mod schedule;
 pub mod trainer;
 
 #[cfg(test)]
-mod fixtures {
+pub(crate) mod fixtures {
     use super::prepared::{DataSpec, PreparedData};
 
     /// 24 images per class of the default data, 4 of them held out for validation.

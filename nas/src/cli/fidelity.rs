@@ -25,7 +25,8 @@ pub struct FidelityArgs {
     #[arg(long, default_value = DEFAULT_FIELD)]
     pub field: String,
     /// proxy (the search's proxy training), table:FILE[:FIELD], zero:synflow, zero:naswot (on a
-    /// batch of the proxy data's training images) or surrogate.
+    /// batch of the proxy data's training images), supernet:DIR (a `nas supernet train` folder
+    /// over configs/space-nas-bench-macro.json; --data its data) or surrogate.
     #[arg(long, value_name = "SPEC")]
     pub evaluator: String,
     /// Networks to score, drawn one per FLOPs stratum.

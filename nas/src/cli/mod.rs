@@ -11,6 +11,7 @@ mod latency;
 mod report;
 mod search;
 mod space;
+mod supernet;
 mod train;
 mod worker;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Latency(latency::LatencyArgs),
     /// How well an evaluator's scores rank a ground truth's networks (NAS-Bench-Macro).
     Fidelity(fidelity::FidelityArgs),
+    /// Weight-sharing supernets over a search space (`--evaluator supernet:DIR`).
+    Supernet(supernet::SupernetArgs),
     /// Latency-aware architecture search; writes a run folder with best.json.
     Search(Box<search::SearchArgs>),
     /// An HTML report with plots of a search run or a `nas train` folder.
@@ -68,6 +71,7 @@ fn exec(command: Command) -> Result<i32, String> {
         Command::Space(a) => space::exec(a),
         Command::Latency(a) => latency::exec(a),
         Command::Search(a) => search::exec(*a),
+        Command::Supernet(a) => supernet::exec(a),
         Command::Fidelity(a) => fidelity::exec(a),
         Command::Report(a) => report::exec(a),
         Command::Worker(a) => worker::exec(a),

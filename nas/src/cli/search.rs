@@ -64,8 +64,9 @@ pub struct SearchArgs {
     pub threads: Option<usize>,
     /// zero:naswot (the default: untrained NASWOT score on a batch of the data), zero:synflow,
     /// proxy (real training), table:FILE[:FIELD] (accuracy looked up in a NAS-Bench-Macro-style
-    /// truth file, field mean_acc by default) or surrogate (closed form, for testing). Zero-cost
-    /// scores are standardised against 16 random networks of the space.
+    /// truth file, field mean_acc by default), supernet:DIR (weights inherited from `nas supernet
+    /// train --out DIR` over this space, on its data) or surrogate (closed form, for testing).
+    /// Zero-cost scores are standardised against 16 random networks of the space.
     #[arg(long, value_name = "SPEC", help_heading = "Evaluation options")]
     pub evaluator: Option<String>,
     /// Latency from this table file (built with `nas latency --build-table`, here or on the
