@@ -14,8 +14,8 @@ no truth here and is reported as such, never replaced. Writes under OUT:
   summary.json     per run: the found code, its truth, its rank among the dev codes meeting T
   summary.md       the table the README quotes
 
-Usage: bench/nas_bench_macro_search.py NAS_BINARY DATA [OUT] [TRIALS] [SEEDS] (from the repository
-root; DATA is a CIFAR-10 class-folder tree).
+Usage: bench/nas_bench_macro_search.py NAS_BINARY DATA [OUT] [TRIALS] [SEEDS] [REWARDS] (from the
+repository root; DATA is a CIFAR-10 class-folder tree; REWARDS a comma list of soft, hard, strict).
 """
 
 import datetime
@@ -76,6 +76,7 @@ def main():
     out = Path(sys.argv[3] if len(sys.argv) > 3 else "results/nas-bench-macro-search")
     trials = int(sys.argv[4]) if len(sys.argv) > 4 else 300
     seeds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+    rewards = sys.argv[6].split(",") if len(sys.argv) > 6 else list(REWARDS)
     out.mkdir(parents=True, exist_ok=True)
     machine(nas, out)
     lat = latencies(nas, out)
@@ -83,7 +84,7 @@ def main():
     truth = json.loads(Path(TRUTH).read_text())
     meeting = sorted((e["mean_acc"] for c, e in truth.items() if lat["ms"][c] <= target), reverse=True)
     rows = []
-    for reward in REWARDS:
+    for reward in rewards:
         for seed in range(seeds):
             run = out / "runs" / f"{reward}-{seed}"
             search(nas, data, run, reward, seed, trials, target)

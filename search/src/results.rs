@@ -9,6 +9,8 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::reward::Reward;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -180,15 +182,25 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
     write_atomic(path, text.as_bytes())
 }
 
-/// The highest-reward trial that has an evaluation, among those at the highest rung (a score
-/// after less training never beats one after more); earliest id on ties.
-pub fn best(records: &[TrialRecord]) -> Option<&TrialRecord> {
+/// The trial a search returns: among evaluated trials at the highest rung (a score after less
+/// training never beats one after more), those that meet the reward's target first, as
+/// constrained optimisers (Optuna's `constraints_func`) rank feasible above infeasible; then the
+/// highest reward; earliest id on ties. A soft reward can rate a network over the target above
+/// every one within it; the user asked for the target, so that network is returned only when no
+/// trial meets it.
+pub fn best<'a>(records: &'a [TrialRecord], reward: &Reward) -> Option<&'a TrialRecord> {
+    let key = |r: &TrialRecord| (r.rung, meets_target(r, reward), r.reward);
     records.iter().filter(|r| r.evaluation.is_some() && r.arch.is_some()).fold(None, |best: Option<&TrialRecord>, r| {
         match best {
-            Some(b) if (b.rung, b.reward) >= (r.rung, r.reward) => Some(b),
+            Some(b) if key(b) >= key(r) => Some(b),
             _ => Some(r),
         }
     })
+}
+
+/// Whether an evaluated trial's cost is within the reward's target (false without an evaluation).
+pub fn meets_target(r: &TrialRecord, reward: &Reward) -> bool {
+    r.evaluation.as_ref().is_some_and(|e| reward.feasible(reward.target.cost_of(e.latency_ms, e.macs, e.params)))
 }
 
 /// Evaluated, uncached trials not dominated in (higher accuracy, lower latency), by latency;
@@ -220,12 +232,15 @@ pub struct Summary {
     pub best_accuracy: Option<f64>,
     pub best_latency_ms: Option<f64>,
     pub best_latency_source: Option<String>,
+    /// Whether the best trial meets the target; false means no trial did.
+    #[serde(default)]
+    pub best_meets_target: Option<bool>,
     pub wall_seconds: f64,
 }
 
-pub fn summarise(records: &[TrialRecord], wall_seconds: f64) -> Summary {
+pub fn summarise(records: &[TrialRecord], reward: &Reward, wall_seconds: f64) -> Summary {
     let count = |s: Status| records.iter().filter(|r| r.status == s).count();
-    let b = best(records);
+    let b = best(records, reward);
     Summary {
         trials: records.len(),
         failed: count(Status::Failed),
@@ -236,13 +251,20 @@ pub fn summarise(records: &[TrialRecord], wall_seconds: f64) -> Summary {
         best_accuracy: b.and_then(|r| r.accuracy()),
         best_latency_ms: b.and_then(|r| r.latency_ms()),
         best_latency_source: b.and_then(|r| r.evaluation.as_ref().map(|e| e.latency_source.clone())),
+        best_meets_target: b.map(|r| meets_target(r, reward)),
         wall_seconds,
     }
 }
 
 /// Writes best.json (a loadable Arch with provenance), pareto.json and summary.json.
-pub fn write_reports(dir: &Path, run: &str, records: &[TrialRecord], wall_seconds: f64) -> Result<Summary, String> {
-    if let Some(b) = best(records) {
+pub fn write_reports(
+    dir: &Path,
+    run: &str,
+    records: &[TrialRecord],
+    reward: &Reward,
+    wall_seconds: f64,
+) -> Result<Summary, String> {
+    if let Some(b) = best(records, reward) {
         let e = b.evaluation.as_ref().expect("best has an evaluation");
         let mut arch = b.arch.clone().expect("best has an arch");
         arch.provenance = Some(space::Provenance {
@@ -261,7 +283,7 @@ pub fn write_reports(dir: &Path, run: &str, records: &[TrialRecord], wall_second
         .map(|r| serde_json::json!({"id": r.id, "choices": r.choices, "val_accuracy": r.accuracy(), "latency_ms": r.latency_ms(), "reward": r.reward}))
         .collect();
     write_json(&dir.join("pareto.json"), &front)?;
-    let summary = summarise(records, wall_seconds);
+    let summary = summarise(records, reward, wall_seconds);
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
 }
@@ -310,10 +332,50 @@ mod tests {
         };
         let records =
             [at(0, 0, 0.9, 1.0), at(1, 1, 0.4, 5.0), at(2, 2, 0.3, 9.0), at(3, 2, 0.3, 2.0), at(4, 0, 0.2, 0.5)];
-        assert_eq!(best(&records).map(|r| r.id), Some(2), "rung 2 first, then reward, then the lower id");
+        let within = hard_at(10.0);
+        assert_eq!(best(&records, &within).map(|r| r.id), Some(2), "rung 2 first, then reward, then the lower id");
         let front: Vec<u64> = pareto(&records).iter().map(|r| r.id).collect();
         assert_eq!(front, vec![3], "the front compares top-rung trials only");
-        assert_eq!(best(&records[..2]).map(|r| r.id), Some(1));
+        assert_eq!(best(&records[..2], &within).map(|r| r.id), Some(1));
+        assert_eq!(best(&records, &hard_at(5.0)).map(|r| r.id), Some(3), "within the target before the lower id");
+    }
+
+    fn hard_at(ms: f64) -> Reward {
+        Reward::hard(crate::reward::Target::Latency(crate::reward::LatencyBudget::from_ms(ms).unwrap()))
+    }
+
+    #[test]
+    fn a_network_over_the_target_is_returned_only_when_none_meets_it() {
+        let e = crate::evaluate::Evaluation {
+            val_accuracy: 0.9,
+            latency_ms: 0.0,
+            latency_source: "table".into(),
+            macs: 1,
+            params: 1,
+            train_seconds: 0.0,
+            details: Default::default(),
+        };
+        let at = |id, reward, latency_ms| TrialRecord {
+            id,
+            reward,
+            arch: Some(space::presets::mixnet_s()),
+            evaluation: Some(crate::evaluate::Evaluation { latency_ms, ..e.clone() }),
+            ..record(Status::Ok, None, None)
+        };
+        // A soft reward rates the bigger network higher even 1.8x over the target.
+        let soft = Reward::soft(crate::reward::Target::Latency(crate::reward::LatencyBudget::from_ms(10.0).unwrap()));
+        let records = [at(0, 0.95, 18.0), at(1, 0.90, 9.5), at(2, 0.85, 7.0)];
+        assert_eq!(best(&records, &soft).map(|r| r.id), Some(1));
+        let summary = summarise(&records, &soft, 1.0);
+        assert_eq!((summary.best_trial, summary.best_meets_target), (Some(1), Some(true)));
+        let over = summarise(&records[..1], &soft, 1.0);
+        assert_eq!(
+            (over.best_trial, over.best_meets_target),
+            (Some(0), Some(false)),
+            "none meets it: the best over it"
+        );
+        let macs = Reward::hard(crate::reward::Target::Macs(1));
+        assert!(meets_target(&records[0], &macs), "a MACs target compares MACs, not latency");
     }
 
     #[test]

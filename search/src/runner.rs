@@ -264,7 +264,7 @@ impl Runner {
         bar.finish_and_clear();
         let wall = self.elapsed_before + start.elapsed().as_secs_f64();
         let run = self.dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-        results::write_reports(&self.dir, &run, &self.records(), wall)
+        results::write_reports(&self.dir, &run, &self.records(), &self.config.reward, wall)
     }
 
     /// Candidates of the finished batches. A run that stopped at a partial last batch and is

@@ -334,7 +334,8 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     let s = runner.run()?;
     let best = match (s.best_reward, s.best_accuracy, s.best_latency_ms) {
         (Some(r), Some(a), Some(l)) => {
-            format!("best trial {} reward {r:.4} accuracy {a:.4} latency {l:.1}ms", s.best_trial.unwrap_or(0))
+            let over = if s.best_meets_target == Some(false) { " (no trial meets the target)" } else { "" };
+            format!("best trial {} reward {r:.4} accuracy {a:.4} latency {l:.1}ms{over}", s.best_trial.unwrap_or(0))
         }
         _ => "no trial finished".into(),
     };

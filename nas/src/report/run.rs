@@ -68,7 +68,7 @@ impl RunFolder {
     }
 
     pub fn best(&self) -> Option<&TrialRecord> {
-        results::best(&self.records)
+        results::best(&self.records, &self.config.reward)
     }
 
     /// The latency target in ms, when the reward's target is latency.
