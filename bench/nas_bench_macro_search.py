@@ -5,7 +5,7 @@ Runs `nas search --space configs/space-nas-bench-macro.json --data DATA --target
 the evaluator of configs/search.json (no --evaluator flag), T the median predicted latency of
 the space's 6,561 codes on this machine (32 px, 1 thread), for each reward (soft, hard, and hard
 with beta -10) and SEEDS seeds, and looks each search's found network (best.json) up in the dev half
-of the benchmark. Half of the codes are held out of this repository; a found code among them has
+of the benchmark; the summary covers every finished run under OUT. Half of the codes are held out of this repository; a found code among them has
 no truth here and is reported as such, never replaced. Writes under OUT:
 
   machine.json     command, lscpu model and cores, date and git commit of the last invocation
@@ -83,25 +83,30 @@ def main():
     target = round(lat["median_ms"], 2)
     truth = json.loads(Path(TRUTH).read_text())
     meeting = sorted((e["mean_acc"] for c, e in truth.items() if lat["ms"][c] <= target), reverse=True)
-    rows = []
     for reward in rewards:
         for seed in range(seeds):
-            run = out / "runs" / f"{reward}-{seed}"
-            search(nas, data, run, reward, seed, trials, target)
-            code = found(run)
-            acc = truth.get(code, {}).get("mean_acc")
-            rank = None if acc is None else sum(a > acc for a in meeting) + 1
-            dev_code, visited = best_meeting_in_dev(run, truth, lat["ms"], target)
-            dev_acc = truth[dev_code]["mean_acc"] if dev_code else None
-            dev_rank = None if dev_acc is None else sum(a > dev_acc for a in meeting) + 1
-            row = {"reward": reward, "seed": seed, "code": code, "latency_ms": lat["ms"][code],
-                   "meets_target": lat["ms"][code] <= target, "true_acc": acc, "rank_among_meeting": rank,
-                   "top_percent": None if rank is None else 100.0 * rank / len(meeting),
-                   "distinct_codes_meeting_target": visited, "best_meeting_dev_code": dev_code,
-                   "best_meeting_dev_acc": dev_acc, "best_meeting_dev_rank": dev_rank,
-                   "best_meeting_dev_top_percent": None if dev_rank is None else 100.0 * dev_rank / len(meeting)}
-            rows.append(row)
-            print(json.dumps(row))
+            search(nas, data, out / "runs" / f"{reward}-{seed}", reward, seed, trials, target)
+    # Every finished run under OUT, also those an earlier invocation ran with other settings.
+    finished = [r for r in (out / "runs").iterdir() if (r / "best.json").exists() and (r / "run.txt").exists()]
+    order = {name: i for i, name in enumerate(REWARDS)}
+    finished.sort(key=lambda r: (order[r.name.rsplit("-", 1)[0]], int(r.name.rsplit("-", 1)[1])))
+    rows = []
+    for run in finished:
+        reward, seed = run.name.rsplit("-", 1)[0], int(run.name.rsplit("-", 1)[1])
+        code = found(run)
+        acc = truth.get(code, {}).get("mean_acc")
+        rank = None if acc is None else sum(a > acc for a in meeting) + 1
+        dev_code, visited = best_meeting_in_dev(run, truth, lat["ms"], target)
+        dev_acc = truth[dev_code]["mean_acc"] if dev_code else None
+        dev_rank = None if dev_acc is None else sum(a > dev_acc for a in meeting) + 1
+        row = {"reward": reward, "seed": seed, "code": code, "latency_ms": lat["ms"][code],
+               "meets_target": lat["ms"][code] <= target, "true_acc": acc, "rank_among_meeting": rank,
+               "top_percent": None if rank is None else 100.0 * rank / len(meeting),
+               "distinct_codes_meeting_target": visited, "best_meeting_dev_code": dev_code,
+               "best_meeting_dev_acc": dev_acc, "best_meeting_dev_rank": dev_rank,
+               "best_meeting_dev_top_percent": None if dev_rank is None else 100.0 * dev_rank / len(meeting)}
+        rows.append(row)
+        print(json.dumps(row))
     summary = {"target_ms": target, "meeting_dev_codes": len(meeting), "best_meeting": meeting[0],
                "median_meeting": statistics.median(meeting), "top5_threshold": meeting[len(meeting) // 20 - 1],
                "trials": trials, "runs": rows}

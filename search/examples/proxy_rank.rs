@@ -55,6 +55,7 @@ fn main() {
         batch: num("batch", "64") as usize,
         max_lr: num("lr", "0.1"),
         resolution: (res > 0).then_some(res),
+        width: None,
     };
     for name in names {
         let r = proxy_evaluate(&arch(&name), &cfg, &data, seed).expect("proxy training");

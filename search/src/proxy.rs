@@ -24,8 +24,17 @@ pub struct ProxyEvaluator {
 impl ProxyEvaluator {
     /// Loads the data once and prepares the evaluator; errors are one line naming the input.
     pub fn new(data: &str, s: &ProxySettings, seed: u64, service: LatencyService) -> Result<Self, String> {
+        if let Some(w) = s.width.filter(|w| !(*w > 0.0 && *w <= 4.0)) {
+            return Err(format!("proxy.width: {w} is not allowed; use a channel multiplier in (0, 4] or null"));
+        }
         let data = s.load_data(data, seed)?;
-        let proxy = ProxyConfig { epochs: s.epochs, batch: s.batch, max_lr: s.max_lr, resolution: s.resolution };
+        let proxy = ProxyConfig {
+            epochs: s.epochs,
+            batch: s.batch,
+            max_lr: s.max_lr,
+            resolution: s.resolution,
+            width: s.width,
+        };
         Ok(Self { data, proxy, latency: s.latency.clone(), service })
     }
 
@@ -38,11 +47,12 @@ impl ProxyEvaluator {
     /// One line on the data and the training, for the log.
     pub fn describe(&self, data: &str) -> String {
         format!(
-            "proxy data: {data} ({} train / {} validation images, {} classes), {} epochs per trial",
+            "proxy data: {data} ({} train / {} validation images, {} classes), {} epochs per trial{}",
             self.data.train.len(),
             self.data.val.len(),
             self.data.train.num_classes(),
-            self.proxy.epochs
+            self.proxy.epochs,
+            self.proxy.width.map_or(String::new(), |w| format!(", at {w}x width"))
         )
     }
 }
@@ -84,6 +94,7 @@ impl TrialEvaluator for ProxyEvaluator {
             details.insert("epochs".into(), proxy.epochs.into());
         }
         details.insert("train_loss".into(), r.train_loss.into());
+        details.insert("mean_train_loss".into(), r.mean_train_loss.into());
         details.insert("images_per_s".into(), r.images_per_s.into());
         Ok(Evaluation {
             val_accuracy: r.val_accuracy,
@@ -110,6 +121,10 @@ pub struct ProxySettings {
     pub max_lr: f64,
     /// Square side the proxy trains and scores at (`null`: the data's own size).
     pub resolution: Option<usize>,
+    /// Channel multiplier of the copy the proxy trains (`null`: the candidate as it is); the
+    /// latency and costs are the candidate's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<f64>,
     /// Training images per class taken from the data (before the validation hold-out).
     pub train_per_class: Option<usize>,
     /// Validation images per class held out of them.
@@ -152,6 +167,7 @@ impl Default for ProxySettings {
             batch: p.batch,
             max_lr: p.max_lr,
             resolution: p.resolution,
+            width: p.width,
             train_per_class: None,
             val_per_class: None,
             latency: LatencySetting::default(),

@@ -154,7 +154,7 @@ pub fn exec(a: ExperimentArgs) -> Result<i32, String> {
         dir.display()
     );
     let seeds: Vec<u64> = (0..a.seeds as u64).map(|i| a.seed + i).collect();
-    let proxy = ProxyConfig { epochs: a.epochs, batch: a.batch, max_lr: a.lr, resolution: a.resolution };
+    let proxy = ProxyConfig { epochs: a.epochs, batch: a.batch, max_lr: a.lr, resolution: a.resolution, width: None };
     run::train_missing(dir, &chosen, &seeds, &scoring, &proxy)?;
 
     let method = match a.latency {

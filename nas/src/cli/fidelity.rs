@@ -126,7 +126,7 @@ fn estimate(e: &Estimate) -> String {
 
 fn line(name: &str, r: &RankReport) -> String {
     format!(
-        "{name:<12} {}  {}  {}  {}\n",
+        "{name:<16} {}  {}  {}  {}\n",
         estimate(&r.kendall_tau),
         estimate(&r.spearman),
         estimate(&r.top10_recall),
@@ -145,12 +145,12 @@ fn table(r: &FidelityResults, dir: &Path) -> String {
         c.seed
     );
     out += &format!(
-        "{:<12} {:<20}  {:<20}  {:<20}  {:<20}\n",
+        "{:<16} {:<20}  {:<20}  {:<20}  {:<20}\n",
         "score", "Kendall tau", "Spearman", "top-10% recall", "tau within MACs quartiles"
     );
     out += &line(c.evaluator.name(), &r.evaluator);
-    if let Some(by_loss) = &r.train_loss {
-        out += &line("train loss", by_loss);
+    for (name, by_loss) in &r.losses {
+        out += &line(name, by_loss);
     }
     for (name, report) in &r.baselines {
         out += &line(name, report);

@@ -11,7 +11,10 @@ use super::Report;
 
 /// Reads `results.json` of a fidelity folder.
 pub fn load(dir: &std::path::Path) -> Result<FidelityResults, String> {
-    search::results::read_json(&dir.join("results.json"))
+    let r: FidelityResults = search::results::read_json(&dir.join("results.json"))?;
+    // The statistics are a function of the rows: recomputed, a file written before a statistic
+    // existed shows it too.
+    Ok(search::fidelity::run::summarise(r.config, r.rows))
 }
 
 fn scatter(points: &[(f64, f64)], caption: &str, x_desc: &str, y_desc: &str) -> Result<String, String> {
@@ -67,7 +70,7 @@ pub fn page(dir: &std::path::Path, r: &FidelityResults) -> Result<Report, String
         page.section(id, if *id == "score" { "Score vs truth" } else { "MACs vs truth" }, "", &figure(svg));
     }
     let mut rows = vec![row(c.evaluator.name(), &r.evaluator)];
-    rows.extend(r.train_loss.iter().map(|l| row("train loss", l)));
+    rows.extend(r.losses.iter().map(|(name, l)| row(name, l)));
     rows.extend(r.baselines.iter().map(|(name, b)| row(name, b)));
     let headers = ["score", "Kendall tau", "Spearman", "top-10% recall", "tau within MACs quartiles"];
     page.section("stats", "Rank agreement (95% bootstrap intervals)", "", &table(&headers, &rows));

@@ -19,6 +19,10 @@ use evaluator::rng::SplitMix64;
 
 pub const FIDELITY_FORMAT: &str = "mixnas.fidelity/1";
 
+/// Evaluation details that are losses, reported as scores of their own where every row has one:
+/// the proxy's last-epoch and epoch-averaged training loss, a supernet's validation loss.
+pub const LOSS_DETAILS: [&str; 3] = ["train_loss", "mean_train_loss", "val_loss"];
+
 /// Everything that decides a run's rows: a folder keeps one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FidelityConfig {
@@ -72,10 +76,10 @@ pub struct FidelityResults {
     pub rows: Vec<Row>,
     /// The evaluator's scores against the truth.
     pub evaluator: RankReport,
-    /// The proxy's last-epoch training loss as the score (lower ranks higher), where every row
-    /// has one: the same trainings, read another way.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_loss: Option<RankReport>,
+    /// The evaluator's losses as scores (lower ranks higher), each where every row has it: the
+    /// same evaluations read another way. Keys are [`LOSS_DETAILS`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub losses: BTreeMap<String, RankReport>,
     /// Counting baselines against the truth: `params`, `macs`, `latency_ms`.
     pub baselines: BTreeMap<String, RankReport>,
     pub per_candidate: PerCandidate,
@@ -161,8 +165,13 @@ pub fn summarise(config: FidelityConfig, rows: Vec<Row>) -> FidelityResults {
         // Ranked by the count itself, larger first, like params and MACs.
         ("latency_ms", column(|r| r.latency_ms)),
     ];
-    let losses: Option<Vec<f64>> =
-        rows.iter().map(|r| r.details.get("train_loss").and_then(|v| v.as_f64()).map(|l| -l)).collect();
+    let loss = |key: &str| -> Option<Vec<f64>> {
+        rows.iter().map(|r| r.details.get(key).and_then(|v| v.as_f64()).map(|l| -l)).collect()
+    };
+    let losses = LOSS_DETAILS
+        .iter()
+        .filter_map(|&key| loss(key).filter(|l| !l.is_empty()).map(|l| (key.to_string(), report(&l))))
+        .collect();
     let n = rows.len().max(1) as f64;
     let per_candidate = PerCandidate {
         wall_seconds: rows.iter().map(|r| r.wall_seconds).sum::<f64>() / n,
@@ -171,10 +180,63 @@ pub fn summarise(config: FidelityConfig, rows: Vec<Row>) -> FidelityResults {
     FidelityResults {
         format: FIDELITY_FORMAT.to_string(),
         evaluator: report(&column(|r| r.score)),
-        train_loss: losses.filter(|l| !l.is_empty()).map(|l| report(&l)),
+        losses,
         baselines: baselines.into_iter().map(|(name, scores)| (name.to_string(), report(&scores))).collect(),
         per_candidate,
         config,
         rows,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(i: usize, details: serde_json::Value) -> Row {
+        Row {
+            code: format!("{i:08}"),
+            score: 0.5,
+            truth: i as f64,
+            params: 1 + i as u64,
+            macs: 1 + (i as u64 * 7) % 20,
+            latency_ms: 1.0,
+            latency_source: "table".into(),
+            wall_seconds: 1.0,
+            cpu_seconds: 2.0,
+            details: details.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn each_loss_every_row_has_is_a_score_where_lower_ranks_higher() {
+        let config = FidelityConfig {
+            format: FIDELITY_FORMAT.into(),
+            space: "nas-bench-macro".into(),
+            truth: "truth.json".into(),
+            field: "mean_acc".into(),
+            evaluator: EvaluatorKind::Surrogate,
+            samples: 20,
+            seed: 3,
+            data: String::new(),
+            proxy: crate::proxy::ProxySettings::default(),
+            threads: 1,
+        };
+        // The better the truth, the lower the training loss; only the odd rows have a val loss.
+        let rows = (0..20)
+            .map(|i| {
+                let loss = 2.0 - i as f64 / 20.0;
+                let d = if i % 2 == 1 {
+                    serde_json::json!({ "train_loss": loss, "mean_train_loss": 1.0 + i as f64, "val_loss": loss })
+                } else {
+                    serde_json::json!({ "train_loss": loss, "mean_train_loss": 1.0 + i as f64 })
+                };
+                row(i, d)
+            })
+            .collect();
+        let r = summarise(config, rows);
+        assert_eq!(r.losses.keys().collect::<Vec<_>>(), ["mean_train_loss", "train_loss"]);
+        assert_eq!(r.losses["train_loss"].kendall_tau.value, 1.0);
+        assert_eq!(r.losses["mean_train_loss"].kendall_tau.value, -1.0);
+        assert_eq!(r.per_candidate.cpu_seconds, 2.0);
     }
 }
