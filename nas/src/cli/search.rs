@@ -312,6 +312,7 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
         None => (Box::new(LocalPool::new(evaluator(&config, &latency)?, config.workers)), String::new()),
     };
     warn_if_unreachable(&config, &space, &latency)?;
+    let scale_up_hint = scale_up_hint(&config.data);
     let mut runner = match &args.resume {
         Some(dir) => Runner::resume(dir, config, space, pool)?,
         None => {
@@ -346,6 +347,23 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     } else {
         eprintln!("results in {dir}: no trial has a reward yet, so no best.json; more trials: nas search --resume {dir} --trials N");
     }
-    eprintln!("to scale up: --data <CIFAR-10 folder>, --trials 300 or --time 2h, --workers/--threads; --config configs/search-cifar.json trains every candidate (3 proxy epochs), which ranked NAS-Bench-Macro's networks worse than the default NASWOT score (README: How well trial scores rank networks)");
+    eprintln!("{scale_up_hint}");
     Ok(if s.failed + s.invalid > 0 { 1 } else { 0 })
+}
+
+/// The closing hint: how to spend more on a search (real data first when it ran on the embedded set).
+fn scale_up_hint(data: &str) -> String {
+    let data = if data == "default" { "--data <CIFAR-10 folder>, " } else { "" };
+    format!("to scale up: {data}--trials 300 or --time 2h, --workers/--threads; --config configs/search-cifar.json trains every candidate (3 proxy epochs), which ranked NAS-Bench-Macro's networks worse than the default NASWOT score (docs/fidelity.md)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scale_up_hint;
+
+    #[test]
+    fn scale_up_hint_suggests_real_data_only_after_the_embedded_set() {
+        assert!(scale_up_hint("default").contains("--data <CIFAR-10 folder>"));
+        assert!(!scale_up_hint("target/testdata/cifar10-jpg").contains("--data"));
+    }
 }
