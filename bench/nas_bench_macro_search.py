@@ -12,7 +12,7 @@ no truth here and is reported as such, never replaced. Writes under OUT:
   latency.json     predicted latency (ms) of every code on this machine, and the median
   runs/R-S/        each search's run folder (run.txt: command, start, end, load)
   summary.json     per run: the found code, its truth, its rank among the dev codes meeting T
-  summary.md       the table the README quotes
+  summary.md       the table docs/fidelity.md quotes
 
 Usage: bench/nas_bench_macro_search.py NAS_BINARY DATA [OUT] [TRIALS] [SEEDS] [REWARDS] (from the
 repository root; DATA is a CIFAR-10 class-folder tree; REWARDS a comma list of soft, hard, strict).

@@ -92,7 +92,7 @@ fn a_tiny_kernel_sweep_writes_results_and_a_figure_and_resumes() {
     assert_eq!(read(&dir.join("runs.jsonl")), more);
 }
 
-/// `nas experiment kernel-sweep` on the real CIFAR-10 JPEGs, as the README's runs use it: two
+/// `nas experiment kernel-sweep` on the real CIFAR-10 JPEGs, as docs/experiments.md's runs use it: two
 /// variants, ten images per class, so CI can afford it. Skips where the archive is absent.
 #[test]
 fn a_kernel_sweep_on_cifar10_jpegs_writes_results_and_a_figure() {

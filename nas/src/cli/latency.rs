@@ -280,7 +280,7 @@ fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
     )
 }
 
-/// When each validation figure applies (printed under them, and said in the README).
+/// When each validation figure applies (printed under them, and said in docs/devices.md).
 const RAW_VS_ADJUSTED: &str = "The raw median is the figure to hold a prediction against your own timing of a network \
 on this machine; the speed-adjusted one removes the machine's drift in speed, which shifts all networks alike, so it \
 is the figure for comparing networks with each other, as a search does.";
