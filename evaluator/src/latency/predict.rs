@@ -212,7 +212,9 @@ impl TablePredictor {
 
 /// Least squares `measured = scale * sum + constant` over `(sum, measured)` points. With fewer
 /// than two distinct sums, or a scale outside [0.5, 2] (a fit chasing noise), the scale is 1 and
-/// the constant is the mean residual.
+/// the constant is the mean residual. A negative constant would predict a tiny network below
+/// zero, so then the line goes through the origin instead (least squares, or the ratio of means
+/// when that slope chases noise too).
 pub fn fit(points: &[(f64, f64)]) -> Fit {
     let n = points.len() as f64;
     let networks = points.len();
@@ -222,11 +224,18 @@ pub fn fit(points: &[(f64, f64)]) -> Fit {
     let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / n, points.iter().map(|p| p.1).sum::<f64>() / n);
     let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let plausible = |scale: f64| scale.is_finite() && (0.5..=2.0).contains(&scale);
     let scale = sxy / sxx;
-    match scale.is_finite() && sxx > 1e-12 * mx * mx && (0.5..=2.0).contains(&scale) {
+    let affine = match plausible(scale) && sxx > 1e-12 * mx * mx {
         true => Fit { scale, constant_ms: my - scale * mx, networks },
         false => Fit { scale: 1.0, constant_ms: my - mx, networks },
+    };
+    if affine.constant_ms >= 0.0 {
+        return affine;
     }
+    let through_origin = points.iter().map(|p| p.0 * p.1).sum::<f64>() / points.iter().map(|p| p.0 * p.0).sum::<f64>();
+    let scale = if plausible(through_origin) { through_origin } else { my / mx };
+    Fit { scale, constant_ms: 0.0, networks }
 }
 
 #[cfg(test)]
@@ -286,5 +295,18 @@ mod tests {
         assert!((f.scale - 1.2).abs() < 1e-9 && (f.constant_ms - 1.3).abs() < 1e-9, "{f:?}");
         let f = fit(&[(10.0, 12.0)]);
         assert_eq!((f.scale, f.constant_ms, f.networks), (1.0, 2.0, 1));
+    }
+
+    /// Measured times that grow faster than the sums (a negative intercept) would predict a
+    /// tiny network below zero; the fit goes through the origin then, so nothing is negative.
+    #[test]
+    fn a_tiny_network_is_never_predicted_below_zero() {
+        let points = [(1.0, 0.5), (2.0, 2.0), (4.0, 5.0)];
+        let f = fit(&points);
+        assert_eq!(f.constant_ms, 0.0);
+        assert!((f.scale - 24.5 / 21.0).abs() < 1e-12, "{f:?}");
+        assert!(f.scale * 0.01 + f.constant_ms > 0.0);
+        let one_point_fast = fit(&[(10.0, 8.0)]);
+        assert_eq!((one_point_fast.scale, one_point_fast.constant_ms), (0.8, 0.0));
     }
 }
