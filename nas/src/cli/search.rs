@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting, Machine, Table};
+use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting, Machine, SpeedNow, Table};
 use search::evaluate::{LocalPool, TrialEvaluator};
 use search::halving::Fidelity;
 use search::reward::{LatencyBudget, Reward, Target};
@@ -287,6 +287,45 @@ fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &La
     Ok(())
 }
 
+/// Says how fast the machine runs now against the table's nominal speed, which the rewards
+/// use (stable across the run), and warns in one line when it is more than 15% off. Nothing
+/// to say for measured latency, another device's table, or the surrogate's own latency model.
+fn announce_speed(c: &RunConfig) -> Result<(), String> {
+    let setting = &c.proxy.latency;
+    let surrogate_model = c.evaluator == EvaluatorKind::Surrogate && setting.table.is_none();
+    if setting.method != LatencyMethod::Predict || surrogate_model || setting.device_table().is_ok_and(|d| d.is_some())
+    {
+        return Ok(());
+    }
+    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
+    let mut cmd = std::process::Command::new(nas);
+    cmd.args(["latency", "--speed", "--json", "--threads", &setting.threads.to_string()]);
+    cmd.args(["--resolution", &setting.resolution.to_string()]);
+    if let Some(table) = &setting.table {
+        cmd.arg("--table").arg(table);
+    }
+    let out = cmd.output().map_err(|e| format!("timing the speed reference: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().trim_start_matches("nas: ").to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("nas latency --speed: {e}"))?;
+    let ms = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let readings = v["readings_now"].as_u64().unwrap_or(0) as usize;
+    let now = SpeedNow { reference_ms: ms("reference_now_ms"), nominal_ms: ms("reference_nominal_ms"), readings };
+    let factor = now.factor();
+    eprintln!(
+        "latency: rewards use nominal times (this machine at its fastest); speed factor now {factor:.2}: {}",
+        now.describe()
+    );
+    if now.is_off() {
+        eprintln!(
+            "nas: warning: the machine runs {:.0}% off its fastest speed right now: rankings are unaffected, but a stopwatch now reads about {factor:.2}x the predicted latencies",
+            100.0 * (factor - 1.0).abs()
+        );
+    }
+    Ok(())
+}
+
 pub fn exec(args: SearchArgs) -> Result<i32, String> {
     let base = base_config(&args)?;
     let recorded = base.fidelity;
@@ -312,6 +351,7 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
         None => (Box::new(LocalPool::new(evaluator(&config, &latency)?, config.workers)), String::new()),
     };
     warn_if_unreachable(&config, &space, &latency)?;
+    announce_speed(&config)?;
     let mut runner = match &args.resume {
         Some(dir) => Runner::resume(dir, config, space, pool)?,
         None => {
