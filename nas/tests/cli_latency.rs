@@ -1,7 +1,7 @@
 //! `nas latency --validate` and `nas bench train` through the built binary (32 px, so seconds).
 
 mod common;
-use common::nas;
+use common::{nas, tiny_space};
 use testkit::process::{arg, ok};
 
 #[test]
@@ -120,4 +120,36 @@ fn bench_eval_times_the_adapted_network_and_width_scales_it() {
         String::from_utf8_lossy(&bad.stderr).trim(),
         "nas: --width: 0 is not allowed; use a multiplier in (0, 4]"
     );
+}
+
+/// Another device's table keeps the device's own nominal speed: predicting with it, asking for
+/// the speed now, or searching with it leaves the file as it was, and offers no "now".
+#[test]
+fn another_devices_table_is_never_changed_here_and_has_no_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let (space, local, device) = (tiny_space(dir.path()), dir.path().join("here.json"), dir.path().join("pi.json"));
+    let build = ["latency", "--build-table", "--space", arg(&space), "--resolution", "32", "--repeats", "3"];
+    ok(nas(&[&build[..], &["--table", arg(&local)]].concat()));
+    let mut table: serde_json::Value = serde_json::from_slice(&std::fs::read(&local).unwrap()).unwrap();
+    table["machine"]["cpu"] = "Raspberry Pi 4 Model B Rev 1.4 (ARM Cortex-A72)".into();
+    table["machine"]["arch"] = "aarch64".into();
+    let bytes = serde_json::to_vec_pretty(&table).unwrap();
+    std::fs::write(&device, &bytes).unwrap();
+
+    let run_dir = dir.path().join("run");
+    let search = ["search", "--evaluator", "surrogate", "--trials", "4", "--quiet", "--space", arg(&space)];
+    let out = ok(nas(&[&search[..], &["--latency-table", arg(&device), "--out", arg(&run_dir)]].concat()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("speed factor") && !stderr.contains("stopwatch"), "nothing timed here: {stderr}");
+    let best = run_dir.join("best.json");
+    let predict = ["latency", "--predict", "--arch", arg(&best), "--resolution", "32", "--json", "--table"];
+    let p: serde_json::Value =
+        serde_json::from_slice(&ok(nas(&[&predict[..], &[arg(&device)]].concat())).stdout).unwrap();
+    let p = &p["predicted"];
+    assert!(p["nominal_ms"].as_f64().is_some_and(|ms| ms > 0.0) && p["measured_on"].is_string(), "{p}");
+    assert!(p.get("now_ms").is_none() && p.get("speed").is_none(), "no now for another device: {p}");
+    let speed = nas(&["latency", "--speed", "--resolution", "32", "--table", arg(&device)]);
+    let line = String::from_utf8_lossy(&speed.stderr);
+    assert!(!speed.status.success() && line.trim().lines().count() == 1 && line.contains("another device"), "{line}");
+    assert_eq!(std::fs::read(&device).unwrap(), bytes, "the device's table is untouched");
 }
