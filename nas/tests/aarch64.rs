@@ -13,7 +13,7 @@ use search::results::{read_lines, TrialRecord};
 use testkit::process::{arg, ok, run};
 
 mod common;
-use common::nas;
+use common::{nas, tiny_space};
 
 /// The cross-built binary and qemu, or the line saying which is missing.
 fn aarch64_nas() -> Option<PathBuf> {
@@ -60,25 +60,6 @@ fn imported_timm_mixnet_s_reproduces_its_logits_on_aarch64() {
     let d = testkit::float::max_abs_diff(&ours, &timm);
     eprintln!("mixnet_s on aarch64: max abs diff {d:e}");
     assert!(d < 1e-3, "max abs diff {d}");
-}
-
-/// A space of one choice per row (kernels [3] or [3, 5]): few parts, so the table is quick to
-/// build even under qemu, and every architecture a search draws from it is in the table.
-fn tiny_space(dir: &Path) -> PathBuf {
-    let mut space: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(workspace().join("configs/space-mixnet.json")).unwrap()).unwrap();
-    space["options"] = serde_json::json!({"kernels": [[3], [3, 5]], "expand": [3], "expand_groups": [1],
-        "project_groups": [1], "se": [null], "act": ["relu"], "layers": [1]});
-    for row in space["rows"].as_array_mut().unwrap() {
-        row.as_object_mut().unwrap().remove("layers");
-    }
-    let path = dir.join("tiny-space.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&space).unwrap()).unwrap();
-    path
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 /// A table built under qemu drives an x86 surrogate search: every trial's latency is the one

@@ -98,6 +98,17 @@ fn a_real_proxy_search_runs_to_completion_and_inspects() {
     let out = ok(run(Command::new(env!("CARGO_BIN_EXE_nas")).args(["inspect", arg(&dir), "--json"])));
     let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inspected["best"][0]["trial"].as_u64(), Some(best_id), "{inspected}");
+    // The stopwatch check: the best network timed at the end, beside its prediction.
+    let watch = best.provenance.as_ref().and_then(|p| p.stopwatch.clone()).expect("best.json has a stopwatch check");
+    let (nominal, now, factor) =
+        (watch.predicted_nominal_ms.unwrap(), watch.predicted_now_ms.unwrap(), watch.speed_factor.unwrap());
+    assert!(watch.measured_median_ms >= watch.measured_min_ms && watch.measured_min_ms > 0.0, "{watch:?}");
+    assert!(nominal > 0.0 && (now - nominal * factor).abs() <= 1e-9 * now, "{watch:?}");
+    assert_eq!((watch.resolution, watch.threads), (32, 1));
+    assert_eq!(inspected["stopwatch"]["measured_median_ms"].as_f64(), Some(watch.measured_median_ms), "{inspected}");
+    assert!(stderr.contains("stopwatch: best network measured ") && stderr.contains("speed factor now"), "{stderr}");
+    let text = ok(run(Command::new(env!("CARGO_BIN_EXE_nas")).arg("inspect").arg(dir.join("best.json"))));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("stopwatch at the end of its search: measured "));
     assert_eq!(inspected["best"][0]["reward"].as_f64(), Some(trial.reward));
     let out = ok(run(Command::new(env!("CARGO_BIN_EXE_nas")).args(["inspect", arg(&dir)])));
     let table = String::from_utf8_lossy(&out.stdout);

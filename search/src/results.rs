@@ -275,6 +275,7 @@ pub fn write_reports(
             accuracy: Some(e.val_accuracy),
             latency_ms: Some(e.latency_ms),
             latency_source: Some(e.latency_source.clone()),
+            stopwatch: None,
         });
         write_atomic(&dir.join("best.json"), (arch.to_json() + "\n").as_bytes())?;
     }

@@ -138,6 +138,51 @@ pub struct Provenance {
     /// `measured`, `predicted` or `surrogate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_source: Option<String>,
+    /// The network timed at the end of the run that found it, beside its prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopwatch: Option<Stopwatch>,
+}
+
+/// A fresh measurement of a found network at the search's latency setting (on the machine
+/// that ran the search), beside the table's prediction of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stopwatch {
+    /// Median and minimum of the timed forwards, and how many there were.
+    pub measured_median_ms: f64,
+    pub measured_min_ms: f64,
+    pub samples: usize,
+    pub resolution: usize,
+    pub threads: usize,
+    /// The table's prediction at the machine's unloaded speed, and scaled to its speed during
+    /// the check (`speed_factor` times slower); absent for measured latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_nominal_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_now_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed_factor: Option<f64>,
+    /// `/proc/loadavg` when it was taken, and the Unix time.
+    pub load: String,
+    pub unix: u64,
+}
+
+impl Stopwatch {
+    /// The check in one line: "measured 12.40 ms (median of 10, min 12.10) at 224 px, 1
+    /// thread(s); predicted 11.90 ms nominal, 12.60 ms now (speed factor 1.06); load 0.52".
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "measured {:.2} ms (median of {}, min {:.2}) at {} px, {} thread(s)",
+            self.measured_median_ms, self.samples, self.measured_min_ms, self.resolution, self.threads
+        );
+        if let (Some(nominal), Some(now), Some(f)) =
+            (self.predicted_nominal_ms, self.predicted_now_ms, self.speed_factor)
+        {
+            s += &format!("; predicted {nominal:.2} ms nominal, {now:.2} ms now (speed factor {f:.2})");
+        }
+        let load = self.load.split_whitespace().next().unwrap_or("?");
+        s + &format!("; load {load}")
+    }
 }
 
 /// One depthwise group of a MixConv as it is built: channels, kernel size, dilation.

@@ -15,7 +15,9 @@ pub mod searchspace;
 pub mod table;
 pub mod validate;
 
-pub use arch::{Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Provenance, Stem, ARCH_FORMAT};
+pub use arch::{
+    Activation, Arch, BatchNorm, Block, DepthwiseGroup, Head, Padding, Provenance, Stem, Stopwatch, ARCH_FORMAT,
+};
 pub use cost::{cost, Cost, CostReport};
 pub use family::CodeRule;
 pub use load::{load_arch, parse_arch, ArchError};

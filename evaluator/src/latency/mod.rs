@@ -21,6 +21,7 @@ mod build;
 mod cpu;
 mod device;
 pub mod measure;
+mod nominal;
 mod parts;
 mod predict;
 mod service;
@@ -37,12 +38,13 @@ use space::Arch;
 pub use build::{build_table, sample_archs, space_parts, BuildConfig, BuildReport, Progress, SpaceParts};
 pub use device::DeviceTable;
 pub use measure::{measure, MeasureConfig, Measurement};
+pub use nominal::{Readings, FASTEST};
 pub use parts::{parts, KeyedPart, Part};
 pub use predict::{fit, Prediction, TablePredictor};
 pub use service::{predict_from_file, LatencyMethod, LatencyRequest, LatencyService, LatencySetting};
-pub use speed::{Relative, SpeedReference};
+pub use speed::{Relative, SpeedNow, SpeedReference};
 pub use table::{Fit, Machine, Table, TABLE_FORMAT};
-pub use validate::{accuracy, validate, Accuracy, Sample, ValidationReport};
+pub use validate::{accuracy, loadavg, validate, Accuracy, Sample, ValidationReport};
 
 /// Threads of this process's compute pool: what every measurement in it runs on.
 pub fn threads() -> usize {

@@ -17,7 +17,7 @@ use space::Arch;
 
 use super::measure::{self, MeasureConfig};
 use super::parts::{parts, KeyedPart};
-use super::speed::{Relative, SpeedReference};
+use super::speed::{Relative, SpeedNow, SpeedReference};
 use super::table::{Fit, Machine, Table};
 use super::LatencyError;
 use crate::model::{EvalNet, MixNet};
@@ -32,6 +32,15 @@ pub struct TablePredictor {
     part: MeasureConfig,
     /// Built on the first measurement (a MixNet-S; predictions from a full table never need it).
     reference: OnceLock<SpeedReference>,
+}
+
+/// A part's time at the nominal reference time `nominal_ms`, its base's, and the reference
+/// readings taken beside them.
+struct PartTime {
+    ms: f64,
+    base: Option<(String, f64)>,
+    nominal_ms: f64,
+    references: Vec<f64>,
 }
 
 /// One prediction and how it was made.
@@ -117,9 +126,15 @@ impl TablePredictor {
         for (i, part) in missing.iter().enumerate() {
             let key = part.key();
             progress(i, missing.len(), &key);
-            let ms = self.measure_part(part)?;
+            let m = self.measure_part(part)?;
             let mut table = self.lock();
+            table.observe(&m.references);
+            let ms = table.at_nominal(m.ms, m.nominal_ms);
             table.entries.insert(key, ms);
+            if let Some((key, ms)) = m.base {
+                let ms = table.at_nominal(ms, m.nominal_ms);
+                table.bases.insert(key, ms);
+            }
             self.save(&table)?;
         }
         Ok(missing.len())
@@ -136,7 +151,7 @@ impl TablePredictor {
     /// at nominal speed. Timing them back to back makes each difference see the same machine
     /// state, so load that comes and goes on a shared machine cancels instead of landing in the
     /// entry, and the reference right after says how fast the machine was for that triple.
-    fn measure_part(&self, part: &KeyedPart) -> Result<f64, LatencyError> {
+    fn measure_part(&self, part: &KeyedPart) -> Result<PartTime, LatencyError> {
         let template = space::presets::mixnet_s();
         let (probe, res) = part.probe(&template);
         let cfg = MeasureConfig { resolution: res, ..self.part };
@@ -146,10 +161,12 @@ impl TablePredictor {
             net.forward(x)?;
             Ok(t.elapsed().as_secs_f64() * 1e3)
         };
-        let (reference, nominal) = self.speed()?;
+        let (reference, nominal_ms) = self.speed()?;
         let Some((key, base, res)) = part.base(&template) else {
-            let times = measure::repeat(&cfg, || Ok(run(&probe)? * nominal / reference.forward_ms()?))?;
-            return Ok(measure::summarise(times).q25_ms);
+            let pairs = measure::repeat(&cfg, || Ok((run(&probe)?, reference.forward_ms()?)))?;
+            let times = pairs.iter().map(|&(ms, r)| ms * nominal_ms / r).collect();
+            let references = pairs.iter().map(|p| p.1).collect();
+            return Ok(PartTime { ms: measure::summarise(times).q25_ms, base: None, nominal_ms, references });
         };
         let base = (
             MixNet::new(&base, 0, &Device::Cpu)?.eval_net()?,
@@ -157,15 +174,18 @@ impl TablePredictor {
         );
         let triples = measure::repeat(&cfg, || {
             let (p, b) = (run(&probe)?, run(&base)?);
-            Ok((p - b, b, nominal / reference.forward_ms()?))
+            Ok((p - b, b, reference.forward_ms()?))
         })?;
-        let (diffs, bases): (Vec<f64>, Vec<f64>) = triples.iter().map(|&(d, b, k)| (d * k, b * k)).unzip();
-        self.lock().bases.insert(key, median(&bases));
+        let (diffs, bases): (Vec<f64>, Vec<f64>) =
+            triples.iter().map(|&(d, b, r)| (d * nominal_ms / r, b * nominal_ms / r)).unzip();
+        let references = triples.iter().map(|t| t.2).collect();
         // Noise can make a tiny part look negative; it cannot cost less than nothing.
-        Ok(median(&diffs).max(0.0))
+        let ms = median(&diffs).max(0.0);
+        Ok(PartTime { ms, base: Some((key, median(&bases))), nominal_ms, references })
     }
 
-    /// The speed reference and its nominal time, measured (and saved) on a table's first use.
+    /// The speed reference and the table's nominal time, timing the reference for a first
+    /// nominal (saved) on a table's first use.
     fn speed(&self) -> Result<(&SpeedReference, f64), LatencyError> {
         if self.reference.get().is_none() {
             let _ = self.reference.set(SpeedReference::new(&self.network)?);
@@ -174,19 +194,36 @@ impl TablePredictor {
         if let Some(ms) = self.lock().reference_ms {
             return Ok((reference, ms));
         }
-        let ms = reference.nominal_ms(&self.network)?;
+        let readings = reference.readings(&self.network)?;
         let mut table = self.lock();
-        let ms = *table.reference_ms.get_or_insert(ms);
+        let ms = table.observe(&readings).expect("the reference always reads");
         self.save(&table)?;
         Ok((reference, ms))
     }
 
     /// Measures `arch` as whole networks are measured for this table: timed in pairs with the
-    /// speed reference, the raw times and the times adjusted to the table's nominal speed.
+    /// speed reference, the raw times and the times adjusted to the table's nominal speed (the
+    /// reference's readings folded in first).
     pub fn measure(&self, arch: &Arch) -> Result<Relative, LatencyError> {
-        let (reference, nominal) = self.speed()?;
+        let (reference, nominal_ms) = self.speed()?;
         let net = MixNet::new(arch, 0, &Device::Cpu)?;
-        Ok(reference.relative(&net, &measure::input(&self.network)?, &self.network, nominal)?)
+        let (rel, readings) = reference.relative(&net, &measure::input(&self.network)?, &self.network, nominal_ms)?;
+        let mut table = self.lock();
+        table.observe(&readings);
+        self.save(&table)?;
+        Ok(Relative { adjusted_ms: table.at_nominal(rel.adjusted_ms, nominal_ms), ..rel })
+    }
+
+    /// How fast the machine is now against the table's nominal: the reference timed for about
+    /// `seconds` (its readings folded into the nominal first, and saved).
+    pub fn speed_now(&self, seconds: f64) -> Result<SpeedNow, LatencyError> {
+        let (reference, _) = self.speed()?;
+        let cfg = MeasureConfig { warmup: 2, repeats: 5000, max_seconds: seconds, ..self.network };
+        let readings = measure::repeat(&cfg, || reference.forward_ms())?;
+        let mut table = self.lock();
+        let nominal_ms = table.observe(&readings).expect("the reference always reads");
+        self.save(&table)?;
+        Ok(SpeedNow { reference_ms: median(&readings), nominal_ms, readings: readings.len() })
     }
 
     /// Fits the scale and constant on whole-network speed-adjusted 25th percentiles of `archs`
@@ -195,11 +232,21 @@ impl TablePredictor {
         let mut points = Vec::with_capacity(archs.len());
         for (i, arch) in archs.iter().enumerate() {
             progress(i, archs.len(), arch.name.as_deref().unwrap_or("network"));
-            let sum = self.predict(arch)?.sum_ms;
-            points.push((sum, self.measure(arch)?.adjusted_ms));
+            self.predict(arch)?;
+            let adjusted_ms = self.measure(arch)?.adjusted_ms;
+            points.push((arch, adjusted_ms, self.lock().reference_ms.expect("set by measuring")));
         }
-        let fit = fit(&points);
+        // The nominal may have moved while measuring: every point at the final one.
         let mut table = self.lock();
+        let points: Vec<(f64, f64)> = points
+            .iter()
+            .map(|&(arch, ms, at)| {
+                let sum =
+                    Prediction::from_table(&table, &parts(arch, self.network.resolution)).expect("predicted above");
+                (sum.sum_ms, table.at_nominal(ms, at))
+            })
+            .collect();
+        let fit = fit(&points);
         table.fit = Some(fit);
         self.save(&table)?;
         Ok(fit)

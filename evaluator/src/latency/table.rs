@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::cpu::cpu_model;
+use super::nominal::{unix_now, Readings};
 use super::{LatencyError, MeasureConfig};
 
 /// The `format` value of a table file.
@@ -61,9 +62,12 @@ pub struct Table {
     pub format: String,
     pub machine: Machine,
     pub fit: Option<Fit>,
-    /// The speed reference's time when the table was begun (see `speed.rs`): entries, fit and
-    /// predictions are times at this speed of the machine.
+    /// The speed reference's time at the table's nominal speed, the machine unloaded (see
+    /// `nominal.rs`): entries, fit and predictions are times at this speed of the machine.
     pub reference_ms: Option<f64>,
+    /// The reference readings the nominal comes from (empty in tables from before they were kept).
+    #[serde(default)]
+    pub reference_readings: Readings,
     pub entries: BTreeMap<String, f64>,
     pub bases: BTreeMap<String, f64>,
 }
@@ -148,7 +152,40 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 impl Table {
     pub fn new(machine: Machine) -> Self {
         let (entries, bases) = (BTreeMap::new(), BTreeMap::new());
-        Self { format: TABLE_FORMAT.into(), machine, fit: None, reference_ms: None, entries, bases }
+        let reference_readings = Readings::default();
+        Self { format: TABLE_FORMAT.into(), machine, fit: None, reference_ms: None, reference_readings, entries, bases }
+    }
+
+    /// Folds reference readings (milliseconds) into the nominal speed. When the nominal moves,
+    /// every stored time (entries, bases, the fit's constant) is rescaled by new / old, so the
+    /// table stays one machine speed throughout. Returns the nominal.
+    pub fn observe(&mut self, readings: &[f64]) -> Option<f64> {
+        let now = unix_now();
+        if let (Some(old), true) = (self.reference_ms, self.reference_readings.fastest.is_empty()) {
+            // A table from before readings were kept: its nominal counts as one reading.
+            self.reference_readings.observe(&[old], now);
+        }
+        self.reference_readings.observe(readings, now);
+        let new = self.reference_readings.nominal_ms()?;
+        if let Some(old) = self.reference_ms.filter(|&old| old != new) {
+            self.rescale(new / old);
+        }
+        self.reference_ms = Some(new);
+        Some(new)
+    }
+
+    /// `ms` measured at a nominal reference time of `at_nominal_ms`, at this table's nominal.
+    pub fn at_nominal(&self, ms: f64, at_nominal_ms: f64) -> f64 {
+        self.reference_ms.map_or(ms, |nominal| ms * (nominal / at_nominal_ms))
+    }
+
+    fn rescale(&mut self, ratio: f64) {
+        for ms in self.entries.values_mut().chain(self.bases.values_mut()) {
+            *ms *= ratio;
+        }
+        if let Some(fit) = &mut self.fit {
+            fit.constant_ms *= ratio;
+        }
     }
 
     /// Reads `path` whatever machine it is keyed to (see [`Table::load`] for this machine's).
@@ -230,6 +267,41 @@ mod tests {
         let names: Vec<_> =
             std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["t.json"], "no temporary file left behind");
+    }
+
+    /// A table at nominal 8 ms whose readings then show 4 ms: every stored time halves (powers
+    /// of two, so exactly), and a prediction with it is the old one at the new speed.
+    #[test]
+    fn a_faster_nominal_rescales_every_stored_time_exactly() {
+        let mut t = Table::new(machine());
+        assert_eq!(t.observe(&[8.0; 20]), Some(8.0));
+        t.entries.insert("a".into(), 3.0);
+        t.entries.insert("b".into(), 1.25);
+        t.bases.insert("base".into(), 10.0);
+        t.fit = Some(Fit { scale: 1.5, constant_ms: 0.75, networks: 4 });
+        let before = t.clone();
+        assert_eq!(t.observe(&[9.0; 50]), Some(8.0), "slower readings leave it");
+        assert_eq!((&t.entries, t.fit), (&before.entries, before.fit));
+        assert_eq!(t.observe(&[4.0; super::super::FASTEST]), Some(4.0));
+        assert_eq!(t.entries.values().copied().collect::<Vec<_>>(), [1.5, 0.625]);
+        assert_eq!((t.bases["base"], t.fit.unwrap().constant_ms, t.fit.unwrap().scale), (5.0, 0.375, 1.5));
+        assert_eq!(t.at_nominal(12.0, 8.0), 6.0, "a time measured at the old nominal, at the new");
+        assert_eq!(t.reference_readings.count, 20 + 50 + super::super::FASTEST as u64);
+    }
+
+    /// A table written before readings were kept (no `reference_readings`) reads, and its
+    /// nominal counts as one reading: a faster machine moves it.
+    #[test]
+    fn a_table_without_readings_reads_and_converges() {
+        let mut t = Table::new(machine());
+        t.reference_ms = Some(6.0);
+        t.entries.insert("a".into(), 12.0);
+        let mut json = serde_json::to_value(&t).unwrap();
+        json.as_object_mut().unwrap().remove("reference_readings");
+        let mut old: Table = serde_json::from_value(json).unwrap();
+        assert_eq!((old.reference_ms, old.reference_readings.count), (Some(6.0), 0));
+        assert_eq!(old.observe(&[3.0; 2]), Some(3.0));
+        assert_eq!((old.entries["a"], old.reference_readings.count), (6.0, 3));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use clap::Args;
 use serde::Serialize;
-use space::{cost, load_arch, Arch, Cost};
+use space::{cost, load_arch, Arch, Cost, Stopwatch};
 
 use crate::report::{duration, RunFolder};
 use search::results::TrialRecord;
@@ -94,6 +94,7 @@ fn run_json(run: &RunFolder, top: usize) -> serde_json::Value {
         "budget": run.budget(),
         "best": run.top(top).into_iter().map(trial_row).collect::<Vec<_>>(),
         "pareto": run.pareto().into_iter().map(trial_row).collect::<Vec<_>>(),
+        "stopwatch": best_stopwatch(run),
     })
 }
 
@@ -134,6 +135,9 @@ fn run_table(run: &RunFolder, top: usize) -> String {
     let best = run.top(top);
     out += &format!("\nbest {} trials by reward:\n", best.len());
     out += &rows(best);
+    if let Some(watch) = best_stopwatch(run) {
+        out += &format!("stopwatch, best.json at the end of the run: {}\n", watch.describe());
+    }
     let front = run.pareto();
     out += &format!("\nPareto front (accuracy vs latency), {} trials:\n", front.len());
     out += &rows(front);
@@ -162,6 +166,9 @@ struct Report {
     params: u64,
     macs: u64,
     activations: u64,
+    /// The end-of-run timing of a search's best network, beside its prediction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopwatch: Option<Stopwatch>,
 }
 
 #[derive(Serialize)]
@@ -221,6 +228,7 @@ fn report(arch: &Arch, resolution: usize) -> Report {
         params: c.total.params,
         macs: c.total.macs,
         activations: c.total.activations,
+        stopwatch: arch.provenance.as_ref().and_then(|p| p.stopwatch.clone()),
     }
 }
 
@@ -290,5 +298,14 @@ fn table(arch: &Arch, resolution: usize) -> String {
         thousands(r.macs),
         thousands(r.activations)
     );
+    if let Some(watch) = &r.stopwatch {
+        out += &format!("stopwatch at the end of its search: {}\n", watch.describe());
+    }
     out
+}
+
+/// The stopwatch check recorded in a run folder's best.json, if any.
+fn best_stopwatch(run: &RunFolder) -> Option<Stopwatch> {
+    let best = run.dir.join("best.json");
+    load_arch(&best.display().to_string()).ok()?.provenance?.stopwatch
 }

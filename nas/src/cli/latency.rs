@@ -20,7 +20,7 @@ use space::{load_arch, SearchSpace};
 #[derive(Args, Debug)]
 pub struct LatencyArgs {
     /// An architecture file or preset name (mixnet-s, mixnet-m, mixnet-l, mobilenetv2, mnasnet-a1).
-    #[arg(long, value_name = "FILE|PRESET", required_unless_present_any = ["build_table", "validate", "request"])]
+    #[arg(long, value_name = "FILE|PRESET", required_unless_present_any = ["build_table", "validate", "request", "speed"])]
     pub arch: Option<String>,
     /// Measure (default: measure and predict).
     #[arg(long)]
@@ -34,6 +34,10 @@ pub struct LatencyArgs {
     /// Measure and predict `--samples` architectures of the space and report the agreement.
     #[arg(long, conflicts_with = "arch")]
     pub validate: bool,
+    /// Time the speed reference for about a second and print how fast the machine runs now
+    /// against the table's nominal (unloaded) speed; the readings join the table's.
+    #[arg(long, conflicts_with_all = ["arch", "build_table", "validate"])]
+    pub speed: bool,
     /// Search space file for --build-table and --validate, or `default` [default: the built-in space].
     #[arg(long, value_name = "FILE")]
     pub space: Option<String>,
@@ -78,7 +82,8 @@ pub fn exec(a: LatencyArgs) -> Result<i32, String> {
     match (&a.arch, a.build_table, a.validate) {
         (Some(spec), ..) => one_arch(&a, spec, cfg, threads),
         (None, true, _) => build(&a, cfg),
-        _ => validate(&a, cfg),
+        (None, _, true) => validate(&a, cfg),
+        _ => speed(&a, cfg),
     }
 }
 
@@ -104,8 +109,9 @@ fn one_arch(a: &LatencyArgs, spec: &str, cfg: MeasureConfig, threads: usize) -> 
     })
 }
 
-/// The prediction as JSON: from another device's table (with a `device` field) when `--table`
-/// is one, else from this machine's (calibrated first if it never was).
+/// The prediction as JSON: from another device's table (with a `device` field, its own nominal
+/// speed and no "now") when `--table` is one, else from this machine's (calibrated first if it
+/// never was): nominal, and now with the machine's speed timed for a second.
 fn predict(a: &LatencyArgs, arch: &space::Arch, cfg: MeasureConfig) -> Result<serde_json::Value, String> {
     let setting = LatencySetting {
         method: LatencyMethod::Predict,
@@ -117,13 +123,59 @@ fn predict(a: &LatencyArgs, arch: &space::Arch, cfg: MeasureConfig) -> Result<se
         let l = device.latency(arch).map_err(|e| e.to_string())?;
         let pr = l.prediction.expect("a table latency is a prediction");
         let table = device.path().display().to_string();
-        return Ok(json!({"ms": pr.ms, "sum_ms": pr.sum_ms, "parts_measured": 0, "table": table,
+        return Ok(json!({"ms": pr.ms, "nominal_ms": pr.ms, "sum_ms": pr.sum_ms, "parts_measured": 0, "table": table,
             "device": device.machine(), "measured_on": device.describe()}));
     }
     let p = open_calibrated(a, cfg)?;
+    let measured_parts = p.predict(arch).map_err(|e| e.to_string())?.measured_parts;
+    let now = p.speed_now(SPEED_SECONDS).map_err(|e| e.to_string())?;
+    // The second's readings may have moved the nominal: predict at the one now in the table.
     let pr = p.predict(arch).map_err(|e| e.to_string())?;
     let table = p.path().map(|t| t.display().to_string());
-    Ok(json!({"ms": pr.ms, "sum_ms": pr.sum_ms, "parts_measured": pr.measured_parts, "table": table}))
+    Ok(json!({"ms": pr.ms, "nominal_ms": pr.ms, "now_ms": now.now_ms(pr.ms), "speed": speed_json(&p, &now),
+        "sum_ms": pr.sum_ms, "parts_measured": measured_parts, "table": table}))
+}
+
+/// How long the reference is timed for "now".
+const SPEED_SECONDS: f64 = 1.0;
+
+/// The machine's speed now against the table's nominal, as JSON.
+fn speed_json(p: &TablePredictor, now: &lat::SpeedNow) -> serde_json::Value {
+    let readings = p.table().reference_readings;
+    json!({"factor": now.factor(), "reference_now_ms": now.reference_ms, "reference_nominal_ms": now.nominal_ms,
+        "readings_now": now.readings, "nominal_readings": readings.count, "nominal_since_unix": readings.first_unix,
+        "nominal_moved_unix": readings.moved_unix, "describe": now.describe()})
+}
+
+/// `--speed`: the machine's speed now against this machine's table (another device's has no now).
+fn speed(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
+    let setting = LatencySetting {
+        method: LatencyMethod::Predict,
+        threads: a.threads,
+        resolution: a.resolution,
+        table: a.table.clone(),
+    };
+    if let Some(device) = setting.device_table().map_err(|e| e.to_string())? {
+        return Err(format!(
+            "--speed: {} is another device's table ({}): its nominal speed is that device's, and nothing timed here says how fast it runs now",
+            device.path().display(),
+            device.describe()
+        ));
+    }
+    let p = TablePredictor::open(a.table.as_deref(), cfg).map_err(|e| e.to_string())?;
+    let now = p.speed_now(SPEED_SECONDS).map_err(|e| e.to_string())?;
+    let mut out = speed_json(&p, &now);
+    out["table"] = json!(p.path().map(|t| t.display().to_string()));
+    super::print(&match a.json {
+        true => serde_json::to_string_pretty(&out).expect("json"),
+        false => format!(
+            "{} (speed reference {:.2} ms now, {:.2} ms nominal from {} readings)",
+            now.describe(),
+            now.reference_ms,
+            now.nominal_ms,
+            out["nominal_readings"]
+        ),
+    })
 }
 
 /// `--request`: the request's setting replaces the flags (threads first, before any tensor).
@@ -166,12 +218,21 @@ fn text(o: &serde_json::Value) -> String {
         );
     }
     if let Some(p) = o.get("predicted") {
-        let device = p["measured_on"].as_str().map_or(String::new(), |d| format!(", measured on {d}"));
-        s += &format!(
-            "\n  predicted {:.2} ms (table {}{device})",
-            p["ms"].as_f64().unwrap_or(f64::NAN),
-            p["table"].as_str().unwrap_or("-")
-        );
+        let table = p["table"].as_str().unwrap_or("-");
+        let ms = p["nominal_ms"].as_f64().unwrap_or(f64::NAN);
+        match (p["measured_on"].as_str(), p["now_ms"].as_f64()) {
+            (Some(device), _) => {
+                s += &format!(
+                    "\n  predicted {ms:.2} ms nominal on {device} (table {table}; no \"now\" for another device)"
+                )
+            }
+            (None, Some(now)) => {
+                s += &format!("\n  predicted {ms:.2} ms nominal (this machine at its fastest; table {table})");
+                let said = p["speed"]["describe"].as_str().unwrap_or("");
+                s += &format!("\n            {now:.2} ms now ({said})");
+            }
+            (None, None) => s += &format!("\n  predicted {ms:.2} ms (table {table})"),
+        }
     }
     s
 }
@@ -246,33 +307,38 @@ fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
             x.mape
         )
     };
-    let reference =
-        format!("reference MixNet-S at {} px: {:.2} ms", lat::SpeedReference::resolution(&cfg), r.nominal_reference_ms);
+    let reference = format!(
+        "reference MixNet-S at {} px: {:.2} ms nominal, from {} readings",
+        lat::SpeedReference::resolution(&cfg),
+        r.nominal_reference_ms,
+        r.nominal_readings
+    );
+    let baseline = |x: &lat::Accuracy, k: f64, on: &str| {
+        format!("{}  (k = {k:.4} ms/MMAC, fitted on these {on})", line("MACs baseline", x))
+    };
     super::print(
         &[
             format!(
-                "{} samples (seed {}), {}x{}, {} thread(s), {} timed runs per network",
+                "{} samples (seed {}), {}x{}, {} thread(s), {} timed runs per network; load {} before, {} after",
                 r.samples.len(),
                 r.seed,
                 r.resolution,
                 r.resolution,
                 r.threads,
-                cfg.repeats
+                cfg.repeats,
+                load(&r.load_before),
+                load(&r.load_after)
             ),
             "against the raw median (what timing a network here gives):".into(),
-            line("table", &r.table_vs_raw_median),
-            format!(
-                "{}  (k = {:.4} ms/MMAC, fitted on these medians)",
-                line("MACs baseline", &r.macs_baseline_vs_raw_median),
-                r.ms_per_mmac_raw_median
-            ),
+            line("table now", &r.now_vs_raw_median),
+            baseline(&r.macs_baseline_vs_raw_median, r.ms_per_mmac_raw_median, "medians"),
+            line("table nominal", &r.table_vs_raw_median),
+            "against the raw minimum (the nearest a stopwatch gets to the unloaded machine):".into(),
+            line("table nominal", &r.nominal_vs_raw_min),
+            baseline(&r.macs_baseline_vs_raw_min, r.ms_per_mmac_raw_min, "minimums"),
             format!("against the 25th percentile adjusted to the table's machine speed ({reference}):"),
             line("table", &r.table),
-            format!(
-                "{}  (k = {:.4} ms/MMAC, fitted on these times)",
-                line("MACs baseline", &r.macs_baseline),
-                r.ms_per_mmac
-            ),
+            baseline(&r.macs_baseline, r.ms_per_mmac, "times"),
             line("table/raw q25", &r.table_vs_raw),
             RAW_VS_ADJUSTED.into(),
         ]
@@ -280,7 +346,13 @@ fn validate(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
     )
 }
 
-/// When each validation figure applies (printed under them, and said in docs/devices.md).
-const RAW_VS_ADJUSTED: &str = "The raw median is the figure to hold a prediction against your own timing of a network \
-on this machine; the speed-adjusted one removes the machine's drift in speed, which shifts all networks alike, so it \
-is the figure for comparing networks with each other, as a search does.";
+/// The 1-minute load average of a `/proc/loadavg` line ("?" without one).
+fn load(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("?")
+}
+
+/// When each validation figure applies (printed under them, and said in docs/latency.md).
+const RAW_VS_ADJUSTED: &str = "\"Now\" against the raw median is the figure to hold a prediction against your own \
+timing of a network on this machine right after; nominal is the machine at its fastest; the speed-adjusted figure \
+removes the machine's drift in speed, which shifts all networks alike, so it is the figure for comparing networks \
+with each other, as a search does.";

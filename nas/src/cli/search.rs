@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting, Machine, Table};
+use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting, Machine, SpeedNow, Table};
 use search::evaluate::{LocalPool, TrialEvaluator};
 use search::halving::Fidelity;
 use search::reward::{LatencyBudget, Reward, Target};
@@ -287,6 +287,88 @@ fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &La
     Ok(())
 }
 
+/// Says how fast the machine runs now against the table's nominal speed, which the rewards
+/// use (stable across the run), and warns in one line when it is more than 15% off. Nothing
+/// to say for measured latency, another device's table, or the surrogate's own latency model.
+fn announce_speed(c: &RunConfig) -> Result<(), String> {
+    let setting = &c.proxy.latency;
+    let surrogate_model = c.evaluator == EvaluatorKind::Surrogate && setting.table.is_none();
+    if setting.method != LatencyMethod::Predict || surrogate_model || setting.device_table().is_ok_and(|d| d.is_some())
+    {
+        return Ok(());
+    }
+    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
+    let mut cmd = std::process::Command::new(nas);
+    cmd.args(["latency", "--speed", "--json", "--threads", &setting.threads.to_string()]);
+    cmd.args(["--resolution", &setting.resolution.to_string()]);
+    if let Some(table) = &setting.table {
+        cmd.arg("--table").arg(table);
+    }
+    let out = cmd.output().map_err(|e| format!("timing the speed reference: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().trim_start_matches("nas: ").to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("nas latency --speed: {e}"))?;
+    let ms = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    let readings = v["readings_now"].as_u64().unwrap_or(0) as usize;
+    let now = SpeedNow { reference_ms: ms("reference_now_ms"), nominal_ms: ms("reference_nominal_ms"), readings };
+    let factor = now.factor();
+    eprintln!(
+        "latency: rewards use nominal times (this machine at its fastest); speed factor now {factor:.2}: {}",
+        now.describe()
+    );
+    if now.is_off() {
+        eprintln!(
+            "nas: warning: the machine runs {:.0}% off its fastest speed right now: rankings are unaffected, but a stopwatch now reads about {factor:.2}x the predicted latencies",
+            100.0 * (factor - 1.0).abs()
+        );
+    }
+    Ok(())
+}
+
+/// Times the best network at the end of the run, at the target setting, for a few seconds, and
+/// records the check in best.json beside its prediction (nominal and now). Skipped where the
+/// latency is another device's or the surrogate's own model: timing this machine says nothing
+/// about either. A failed check is a warning: the run itself is done.
+fn stopwatch(dir: &Path, setting: &LatencySetting, surrogate_model: bool) -> Result<(), String> {
+    let best = dir.join("best.json");
+    if !best.is_file() || surrogate_model || setting.device_table().is_ok_and(|d| d.is_some()) {
+        return Ok(());
+    }
+    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
+    let mut cmd = std::process::Command::new(nas);
+    cmd.arg("latency").arg("--arch").arg(&best).args(["--json", "--repeats", "10"]);
+    cmd.args(["--threads", &setting.threads.to_string(), "--resolution", &setting.resolution.to_string()]);
+    match setting.method {
+        LatencyMethod::Measure => cmd.arg("--measure"),
+        LatencyMethod::Predict => {
+            cmd.args(setting.table.iter().flat_map(|t| [std::ffi::OsStr::new("--table"), t.as_os_str()]))
+        }
+    };
+    let out = cmd.output().map_err(|e| format!("stopwatch check: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("stopwatch check: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("stopwatch check: {e}"))?;
+    let (m, p) = (&v["measured"], &v["predicted"]);
+    let watch = space::Stopwatch {
+        measured_median_ms: m["median_ms"].as_f64().ok_or("stopwatch check: no measurement")?,
+        measured_min_ms: m["min_ms"].as_f64().unwrap_or(f64::NAN),
+        samples: m["samples"].as_u64().unwrap_or(0) as usize,
+        resolution: setting.resolution,
+        threads: setting.threads,
+        predicted_nominal_ms: p["nominal_ms"].as_f64(),
+        predicted_now_ms: p["now_ms"].as_f64(),
+        speed_factor: p["speed"]["factor"].as_f64(),
+        load: evaluator::latency::loadavg(),
+        unix: search::results::unix_now() as u64,
+    };
+    let mut arch = space::load_arch(&best.display().to_string()).map_err(|e| e.to_string())?;
+    eprintln!("stopwatch: best network {}", watch.describe());
+    arch.provenance.get_or_insert_with(Default::default).stopwatch = Some(watch);
+    search::results::write_atomic(&best, (arch.to_json() + "\n").as_bytes())
+}
+
 pub fn exec(args: SearchArgs) -> Result<i32, String> {
     let base = base_config(&args)?;
     let recorded = base.fidelity;
@@ -313,6 +395,9 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     };
     warn_if_unreachable(&config, &space, &latency)?;
     let scale_up_hint = scale_up_hint(&config.data);
+    announce_speed(&config)?;
+    let surrogate_model = config.evaluator == EvaluatorKind::Surrogate && config.proxy.latency.table.is_none();
+    let latency_setting = config.proxy.latency.clone();
     let mut runner = match &args.resume {
         Some(dir) => Runner::resume(dir, config, space, pool)?,
         None => {
@@ -341,6 +426,9 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
         _ => "no trial finished".into(),
     };
     eprintln!("nas search: {} trials ({} failed, {} cached), {best}", s.trials, s.failed + s.invalid, s.cached);
+    if let Err(e) = stopwatch(runner.dir(), &latency_setting, surrogate_model) {
+        eprintln!("nas: warning: {e}");
+    }
     let dir = runner.dir().display().to_string();
     if runner.dir().join("best.json").is_file() {
         eprintln!("results in {dir}: best.json (nas inspect {dir}/best.json; nas train --arch {dir}/best.json ...), pareto.json, summary.json, trials.jsonl");
