@@ -1,6 +1,7 @@
-//! Import of timm MixNet weights (`.safetensors` with timm's names and layouts) into mixnas
-//! names. timm groups blocks into stages; a new stage starts at every block that changes width,
-//! which reproduces timm's `blocks.{stage}.{index}` numbering for MixNet-S/M/L.
+//! timm MixNet weights (`.safetensors` with timm's names and layouts): [`name_map`] pairs every
+//! mixnas tensor name with timm's, for the import here and the export to timm. Blocks are
+//! numbered `blocks.{stage}.{index}` by `space::timm::stage_positions`, which reproduces timm's
+//! numbering for MixNet-S/M/L.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,20 +11,7 @@ use space::Arch;
 
 /// timm's prefix for each mixnas block index.
 fn timm_block_prefixes(arch: &Arch) -> Vec<String> {
-    let (mut stage, mut index) = (0usize, 0usize);
-    arch.blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if i > 0 && b.in_ch != b.out {
-                stage += 1;
-                index = 0;
-            } else if i > 0 {
-                index += 1;
-            }
-            format!("blocks.{stage}.{index}")
-        })
-        .collect()
+    space::timm::stage_positions(arch).into_iter().map(|(stage, index)| format!("blocks.{stage}.{index}")).collect()
 }
 
 /// timm name of a grouped conv's weight: `conv.weight` for one group, `conv.{g}.weight` else.

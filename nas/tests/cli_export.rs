@@ -89,3 +89,61 @@ fn export_of_a_missing_checkpoint_names_the_file() {
     assert!(err.contains("none/model.safetensors") && err.lines().count() == 1, "{err}");
     assert!(!model.exists());
 }
+
+fn timm_arch_in(out: &Path) -> space::timm::TimmArch {
+    serde_json::from_slice(&std::fs::read(out.join("arch_def.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn timm_export_of_an_architecture_and_of_a_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mixnet_s");
+    ok(nas(&["export", "--arch", "mixnet-s", "--timm", arg(&out)]));
+    assert_eq!(timm_arch_in(&out), space::timm::timm_arch(&space::presets::mixnet_s(), "mixnet-s").unwrap());
+    assert!(out.join("model.py").is_file());
+    assert!(!out.join("model.safetensors").exists(), "an architecture has no weights");
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::write(run.join("best.json"), space::presets::mnasnet_a1().to_json()).unwrap();
+    let out = dir.path().join("best");
+    ok(nas(&["export", "--arch", arg(&run), "--timm", arg(&out), "--resolution", "32"]));
+    let t = timm_arch_in(&out);
+    assert_eq!(
+        (t.arch_def[0][0].as_str(), t.stem_stride, t.input_size),
+        ("ds_r1_k3_s1_e1_c16_noskip", 1, Some([3, 32, 32]))
+    );
+    assert_eq!(t.stride_changes.len(), 2, "stem and the first stride-2 block");
+}
+
+#[test]
+fn timm_export_of_a_checkpoint_carries_its_weights_in_timm_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = proxy_checkpoint(dir.path());
+    let out = dir.path().join("timm");
+    ok(nas(&["export", "--checkpoint", arg(&ckpt), "--timm", arg(&out)]));
+    let t = timm_arch_in(&out);
+    assert_eq!(t.stem_stride, 1, "trained with proxy strides");
+    assert_eq!(t.stride_changes[0].at, "stem");
+    let record = evaluator::train::run_dir::Checkpoint::read(&ckpt).unwrap();
+    let theirs = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    let ours = record.model_tensors();
+    assert_eq!(theirs.len(), ours.len());
+    assert_eq!(max_abs_diff(&theirs["conv_stem.weight"], &ours["stem.conv.weight"]), 0.0);
+    assert_eq!(max_abs_diff(&theirs["classifier.weight"], &ours["classifier.weight"]), 0.0);
+}
+
+#[test]
+fn timm_export_refuses_what_timm_cannot_build_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("timm");
+    let refused = nas(&["export", "--arch", "nas-bench-macro:02111212", "--timm", arg(&out)]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(err.contains("nas-bench-macro:02111212: blocks[0].kernels:") && err.lines().count() == 1, "{err}");
+    assert!(!out.exists(), "nothing is written on an error");
+    let refused = nas(&["export", "--arch", "mixnet-s", "--onnx", arg(&dir.path().join("m.onnx"))]);
+    assert_eq!(refused.status.code(), Some(2), "ONNX needs weights");
+    let refused = nas(&["export", "--arch", arg(dir.path()), "--timm", arg(&out)]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("a folder without best.json"), "{err}");
+}

@@ -13,6 +13,7 @@ pub mod presets;
 pub mod scale;
 pub mod searchspace;
 pub mod table;
+pub mod timm;
 pub mod validate;
 
 pub use arch::{

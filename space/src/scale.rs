@@ -46,9 +46,14 @@ pub fn round_filters(filters: usize, multiplier: f64) -> usize {
     if multiplier == 1.0 {
         return filters;
     }
-    let scaled = filters as f64 * multiplier;
-    let mut rounded = (((scaled + 4.0).floor() as usize) / 8 * 8).max(8);
-    if (rounded as f64) < 0.9 * scaled {
+    make_divisible(filters as f64 * multiplier)
+}
+
+/// `value` to the nearest multiple of 8 (at least 8), plus 8 if that lost over 10% (timm
+/// `make_divisible` with its defaults, which timm also applies to expanded widths).
+pub fn make_divisible(value: f64) -> usize {
+    let mut rounded = (((value + 4.0).floor() as usize) / 8 * 8).max(8);
+    if (rounded as f64) < 0.9 * value {
         rounded += 8;
     }
     rounded

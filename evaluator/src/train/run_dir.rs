@@ -44,6 +44,18 @@ pub struct CheckpointRecord {
     pub data: Option<DataRecord>,
 }
 
+impl CheckpointRecord {
+    /// The sizes (height, width) an image went through in training, in order: the stored size
+    /// of the data (image folders resize every file to it), then the run's `--resolution`.
+    /// Imported ImageNet weights take 224 px; a checkpoint of an older version without its
+    /// stored size, the resolution alone.
+    pub fn training_sizes(&self) -> Vec<[usize; 2]> {
+        let Some(data) = &self.data else { return vec![[224, 224]] };
+        let resolution = self.train.as_ref().and_then(|t| t.resolution).map(|r| [r, r]);
+        data.image_size.into_iter().chain(resolution).collect()
+    }
+}
+
 /// Per-epoch metrics and, at the end, the test accuracy.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Metrics {

@@ -92,7 +92,7 @@ pub fn exec_infer(a: InferArgs) -> Result<i32, String> {
     };
     let sizes = match a.resolution {
         Some(r) => vec![[r, r]],
-        None => training_sizes(&ckpt.record),
+        None => ckpt.record.training_sizes(),
     };
     for path in &a.images {
         let x = image_tensor(path, net.arch().stem.in_ch, &sizes, &mean, &std)?;
@@ -105,16 +105,6 @@ pub fn exec_infer(a: InferArgs) -> Result<i32, String> {
         println!("{}: {}", path.display(), top.join(", "));
     }
     Ok(0)
-}
-
-/// The sizes (height, width) an image went through in training, in order: the stored size of
-/// the data (image folders resize every file to it), then the run's `--resolution`. Imported
-/// ImageNet weights take 224 px; a checkpoint of an older version without its stored size, the
-/// resolution alone.
-fn training_sizes(record: &CheckpointRecord) -> Vec<[usize; 2]> {
-    let Some(data) = &record.data else { return vec![[224, 224]] };
-    let resolution = record.train.as_ref().and_then(|t| t.resolution).map(|r| [r, r]);
-    data.image_size.into_iter().chain(resolution).collect()
 }
 
 /// Decodes an image into a `[1, C, H, W]` tensor (grey or RGB as the network wants), resized

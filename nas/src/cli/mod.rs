@@ -33,7 +33,7 @@ pub enum Command {
     Eval(train::EvalArgs),
     /// Logits of a stored tensor, or the top-5 classes of images, from a checkpoint.
     Infer(infer::InferArgs),
-    /// A checkpoint as an ONNX model (opset 17, BN folded) with its trained weights.
+    /// A checkpoint as ONNX (opset 17, BN folded), or a checkpoint or architecture as a timm model.
     Export(export::ExportArgs),
     /// Convert timm MixNet weights into a mixnas checkpoint.
     ImportTimm(infer::ImportTimmArgs),
