@@ -144,6 +144,39 @@ fn bad_truth_files_and_evaluators_are_one_line_and_write_nothing() {
     assert!(!out.exists(), "a refused run wrote {}", out.display());
 }
 
+/// `--space` takes the family's name or its space file (either resumes the other's folder) and
+/// refuses any other space in one line; without `--evaluator` the config's evaluator scores.
+#[test]
+fn the_space_file_is_the_family_and_the_config_names_the_evaluator() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = dir.path().join("dev.json");
+    std::fs::write(&dev, r#"{"01201021": {"mean_acc": 90, "flops": 1}, "22201022": {"mean_acc": 91, "flops": 2}}"#)
+        .unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"evaluator": "surrogate"}"#).unwrap();
+    let (dev, config) = (dev.to_str().unwrap(), config.to_str().unwrap());
+    let run = |space: &str, out: &Path| {
+        let args = ["fidelity", "--truth", dev, "--config", config, "--space", space, "--samples", "2"];
+        nas(&[&args[..], &["--out", out.to_str().unwrap(), "--json"]].concat())
+    };
+    let out = dir.path().join("by-file");
+    let v = stdout_json(&run(&space_file(), &out));
+    assert_eq!((&v["config"]["evaluator"], &v["config"]["space"]), (&"surrogate".into(), &"nas-bench-macro".into()));
+    assert_eq!(v["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(stdout_json(&run("nas-bench-macro", &out))["rows"], v["rows"]);
+    let refused = dir.path().join("refused");
+    let allowed =
+        "nas fidelity scores nas-bench-macro codes: use --space nas-bench-macro or configs/space-nas-bench-macro.json";
+    let mixnet = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/space-mixnet.json");
+    for space in ["default", mixnet.to_str().unwrap()] {
+        let err = stderr_line(&run(space, &refused));
+        assert!(err.starts_with(&format!("nas: --space {space}: space ")) && err.ends_with(allowed), "{err}");
+    }
+    let err = stderr_line(&run("no-such-space.json", &refused));
+    assert!(err.starts_with("nas: --space no-such-space.json: ") && err.ends_with(allowed), "{err}");
+    assert!(!refused.exists(), "a refused run wrote {}", refused.display());
+}
+
 #[test]
 fn nas_train_trains_a_benchmark_network_with_its_own_strides() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,11 +12,13 @@ use search::fidelity::truth::DEFAULT_FIELD;
 use search::fidelity::{Estimate, RankReport, Truth, NAS_BENCH_MACRO};
 use search::setup::EvaluatorKind;
 use space::family::{NAS_BENCH_MACRO as FAMILY, NAS_BENCH_MACRO_CODES, NAS_BENCH_MACRO_RESOLUTION};
+use space::SearchSpace;
 
 #[derive(Args, Debug)]
 pub struct FidelityArgs {
-    /// The family the truth's codes name.
-    #[arg(long, default_value = FAMILY, value_parser = [FAMILY])]
+    /// The family the truth's codes name: nas-bench-macro, or its space file
+    /// (configs/space-nas-bench-macro.json).
+    #[arg(long, value_name = "NAME|FILE", default_value = FAMILY)]
     pub space: String,
     /// Ground truth in NAS-Bench-Macro's format, `{code: {mean_acc, params, flops, ...}}`.
     #[arg(long, value_name = "FILE")]
@@ -26,9 +28,10 @@ pub struct FidelityArgs {
     pub field: String,
     /// proxy (the search's proxy training), table:FILE[:FIELD], zero:synflow, zero:naswot (on a
     /// batch of the proxy data's training images), supernet:DIR (a `nas supernet train` folder
-    /// over configs/space-nas-bench-macro.json; --data its data) or surrogate.
+    /// over configs/space-nas-bench-macro.json; --data its data) or surrogate [default: the
+    /// config's].
     #[arg(long, value_name = "SPEC")]
-    pub evaluator: String,
+    pub evaluator: Option<String>,
     /// Networks to score, drawn one per FLOPs stratum.
     #[arg(long, value_name = "N", default_value_t = 30, value_parser = clap::value_parser!(u64).range(2..))]
     pub samples: u64,
@@ -108,16 +111,49 @@ fn fidelity_config(args: &FidelityArgs) -> Result<FidelityConfig, String> {
     let truth = std::path::absolute(&args.truth).map_err(|e| format!("{}: {e}", args.truth.display()))?;
     Ok(FidelityConfig {
         format: FIDELITY_FORMAT.to_string(),
-        space: args.space.clone(),
+        space: family(&args.space)?,
         truth: truth.display().to_string(),
         field: args.field.clone(),
-        evaluator: super::search::absolute_table(args.evaluator.parse()?)?,
+        evaluator: match &args.evaluator {
+            Some(spec) => super::search::absolute_table(spec.parse()?)?,
+            None => base.evaluator,
+        },
         samples: args.samples as usize,
         seed: args.seed,
         data: args.data.clone().unwrap_or(base.data),
         proxy,
         threads: args.threads.unwrap_or(base.threads).max(1),
     })
+}
+
+/// The family `--space` names: its name, or a space file whose points are exactly its codes.
+/// A run records the family's name, so either spelling resumes the other's folder.
+fn family(spec: &str) -> Result<String, String> {
+    if spec == FAMILY {
+        return Ok(FAMILY.to_string());
+    }
+    let allowed = format!("nas fidelity scores {FAMILY} codes: use --space {FAMILY} or configs/space-{FAMILY}.json");
+    let space = SearchSpace::from_spec(spec).map_err(|e| format!("--space {e}; {allowed}"))?;
+    match holds_the_family(&space) {
+        true => Ok(FAMILY.to_string()),
+        false => Err(format!(
+            "--space {spec}: space {:?} does not hold exactly the {FAMILY} networks; {allowed}",
+            space.name
+        )),
+    }
+}
+
+/// Whether `space`'s points are exactly NAS-Bench-Macro's networks: as many, each one a point.
+fn holds_the_family(space: &SearchSpace) -> bool {
+    let rule = NAS_BENCH_MACRO_CODES;
+    let digits = rule.digits.as_bytes();
+    let count = rule.count() as usize;
+    let code = |i: usize| -> String {
+        (0..rule.length).map(|p| digits[i / digits.len().pow(p as u32) % digits.len()] as char).collect()
+    };
+    let points = space.num_options().iter().try_fold(1usize, |n, &options| n.checked_mul(options));
+    points == Some(count)
+        && (0..count).all(|i| space::family::nas_bench_macro(&code(i)).is_ok_and(|arch| space.encode(&arch).is_some()))
 }
 
 fn estimate(e: &Estimate) -> String {
