@@ -318,7 +318,13 @@ fn successive_halving_promotes_9_to_3_to_1_and_best_json_is_the_top_rung() {
     let from_config = tmp.path().join("config");
     let out = benchmark_search(&dev, &from_config, &["--config", arg(&block), "--trials", "9"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(journal(&from_config), j);
+    // The same trials and scores; predicted latencies may differ in the last digits, since the
+    // shared table's nominal speed learns from the speed check at each search's start.
+    let trials = |j: &[TrialRecord]| -> Vec<_> {
+        let score = |r: &TrialRecord| r.evaluation.as_ref().map(|e| e.val_accuracy);
+        j.iter().map(|r| (r.id, r.choices.clone(), r.seed, r.rung, r.promoted_from, r.status, score(r))).collect()
+    };
+    assert_eq!(trials(&journal(&from_config)), trials(&j));
 }
 
 #[test]
