@@ -1,5 +1,7 @@
 //! `nas export` end to end: the ONNX model it writes, run in ONNX Runtime, gives the logits
-//! `nas infer` gives for the same checkpoint and input (max abs difference < 1e-4).
+//! `nas infer` gives for the same checkpoint and input (max abs difference < 1e-4); the timm
+//! folder it writes holds what timm needs (built in timm by `bench/timm_roundtrip.py`, not here:
+//! CI has no torch).
 
 use std::path::{Path, PathBuf};
 
