@@ -283,7 +283,7 @@ fn a_table_search_over_the_space_file_reads_the_benchmark_at_32_px() {
         match truth.get(&code) {
             Some(entry) if t["status"] != "cached" => {
                 ok += 1;
-                let got = t["evaluation"]["val_accuracy"].as_f64().unwrap();
+                let got = t["evaluation"]["score"].as_f64().unwrap();
                 assert!((got - entry["mean_acc"].as_f64().unwrap() / 100.0).abs() < 1e-12, "{code}");
                 assert_eq!(t["evaluation"]["macs"], entry["flops"], "{code}");
             }

@@ -53,7 +53,7 @@ fn report_of_a_search_run_has_every_plot_and_the_runs_numbers() {
         !html.contains("<script") && !html.contains("src=") && !html.contains("href="),
         "self-contained, no script"
     );
-    assert_eq!(html.matches("<svg").count(), 4, "accuracy-latency, over trials, choices, best architecture");
+    assert_eq!(html.matches("<svg").count(), 4, "surrogate-latency, over trials, choices, best architecture");
     for id in ["front", "history", "choices", "best", "top"] {
         assert!(html.contains(&format!("<section id=\"{id}\">")), "section {id}");
     }
@@ -62,6 +62,8 @@ fn report_of_a_search_run_has_every_plot_and_the_runs_numbers() {
     assert!(html.contains(&format!("{:.4}", sum.best_reward.unwrap())));
     assert!(html.contains(&format!("best reward (trial {best})")), "best trial marked on the scatter");
     assert!(html.contains("target 75 ms"), "target line in the legend");
+    assert!(html.contains("Surrogate vs latency") && html.contains("best surrogate"), "the surrogate's number named");
+    assert!(!html.contains("accuracy"), "a surrogate's number is no accuracy");
     let front: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(run.join("pareto.json")).unwrap()).unwrap();
     assert!(html.contains(&format!("Pareto front ({})", front.len())));
@@ -75,7 +77,7 @@ fn report_of_a_search_run_has_every_plot_and_the_runs_numbers() {
     let mut files: Vec<String> =
         std::fs::read_dir(&plots).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     files.sort();
-    assert_eq!(files, ["accuracy-latency.svg", "best-arch.svg", "choices.svg", "trials.svg"]);
+    assert_eq!(files, ["best-arch.svg", "choices.svg", "surrogate-latency.svg", "trials.svg"]);
     for f in files {
         let svg = std::fs::read_to_string(plots.join(&f)).unwrap();
         assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{f}");
@@ -104,8 +106,36 @@ fn inspect_summarises_a_run_folder() {
     assert!(text.contains(&format!("budget: {} of 24 trials", recs.len())), "{text}");
     assert!(
         text.contains("best 5 trials by reward")
-            && text.contains(&format!("Pareto front (accuracy vs latency), {} trials", front.len()))
+            && text.contains(&format!("Pareto front (surrogate vs latency), {} trials", front.len()))
     );
+    assert_eq!(v["metric"], "surrogate");
+    let first = &v["best"][0];
+    assert_eq!(first["score"], serde_json::json!(summary(run).best_score.unwrap()), "{first}");
+    assert_eq!(summary(run).metric, Some(search::setup::ValueKind::Surrogate));
+    let best: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("best.json")).unwrap()).unwrap();
+    assert_eq!(best["provenance"]["metric"], "surrogate");
+    assert_eq!(best["provenance"]["score"], first["score"]);
+}
+
+/// A NASWOT run folder committed before scores were named (`val_accuracy` in its journal,
+/// `best_accuracy` in its summary) reads, its numbers called scores.
+#[test]
+fn an_old_naswot_run_folder_reads_with_its_numbers_called_scores() {
+    let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/search/default-75ms");
+    let journal = std::fs::read_to_string(run.join("trials.jsonl")).unwrap();
+    assert!(journal.contains("\"val_accuracy\"") && !journal.contains("\"score\""), "an old-format journal");
+    let v: serde_json::Value =
+        serde_json::from_slice(&ok(nas(&["inspect", arg(&run), "--json", "--top", "1"])).stdout).unwrap();
+    assert_eq!(v["metric"], "score");
+    let old: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!((&v["best"][0]["trial"], &v["best"][0]["score"]), (&old["best_trial"], &old["best_accuracy"]));
+    let text = String::from_utf8(ok(nas(&["inspect", arg(&run)])).stdout).unwrap();
+    assert!(text.contains("Pareto front (score vs latency)") && !text.contains("accuracy"), "{text}");
+    let out = tempfile::tempdir().unwrap();
+    let html = out.path().join("r.html");
+    ok(nas(&["report", arg(&run), "--out", arg(&html)]));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Score vs latency") && page.contains("best score"), "the report names scores");
 }
 
 /// A two-block network named "tiny", so that training it takes seconds.

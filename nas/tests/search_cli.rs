@@ -82,7 +82,7 @@ fn a_real_proxy_search_runs_to_completion_and_inspects() {
     for r in &records {
         assert_eq!(r.status, Status::Ok, "{r:?}");
         let e = r.evaluation.as_ref().unwrap();
-        assert!((0.0..=1.0).contains(&e.val_accuracy) && e.latency_ms > 0.0 && e.train_seconds > 0.0, "{e:?}");
+        assert!((0.0..=1.0).contains(&e.score) && e.latency_ms > 0.0 && e.train_seconds > 0.0, "{e:?}");
         assert!(e.details["train_loss"].as_f64().is_some_and(f64::is_finite), "{e:?}");
         assert!(!e.details.contains_key("epochs"), "full fidelity keeps the evaluator's epochs unrecorded: {e:?}");
         assert!(e.macs > 0 && e.params > 0, "{e:?}");
@@ -94,6 +94,9 @@ fn a_real_proxy_search_runs_to_completion_and_inspects() {
     let trial = records.iter().find(|r| r.id == best_id).unwrap();
     assert_eq!(best.provenance.as_ref().and_then(|p| p.reward), Some(trial.reward));
     assert!(records.iter().all(|r| r.reward <= trial.reward), "best.json is the best trial");
+    // Proxy training's number is a validation accuracy, and named so.
+    assert_eq!(summary.metric, Some(search::setup::ValueKind::Accuracy));
+    assert_eq!(best.provenance.as_ref().and_then(|p| p.metric.as_deref()), Some("accuracy"));
 
     let out = ok(run(Command::new(env!("CARGO_BIN_EXE_nas")).args(["inspect", arg(&dir), "--json"])));
     let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -236,7 +239,8 @@ fn without_a_terminal_each_finished_trial_is_one_stderr_line() {
 }
 
 /// The default evaluator, NASWOT, records its reference scale in the run config; a resumed run
-/// keeps it, and every trial's accuracy is the logistic of its standardised score.
+/// keeps it, and every trial's score is the logistic of its standardised raw score, named a
+/// score wherever the run shows it.
 #[test]
 fn a_naswot_search_records_its_scale_and_resumes_on_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -249,7 +253,8 @@ fn a_naswot_search_records_its_scale_and_resumes_on_it() {
         String::from_utf8(ok(run(cmd.arg(&dir))).stderr).unwrap()
     };
     let first = search("--out", "2");
-    assert!(first.contains("accuracy = logistic((score - "), "{first}");
+    assert!(first.contains("score = logistic((v - "), "{first}");
+    assert!(first.contains(" score ") && !first.contains("accuracy"), "{first}");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["evaluator"], "zero:naswot");
@@ -257,14 +262,18 @@ fn a_naswot_search_records_its_scale_and_resumes_on_it() {
     assert_eq!(scale["networks"], 16, "{config}");
     let (mean, sd) = (scale["mean"].as_f64().unwrap(), scale["sd"].as_f64().unwrap());
     let resumed = search("--resume", "4");
-    assert!(resumed.contains(&format!("logistic((score - {mean:.4}) / {sd:.4})")), "{resumed}");
+    assert!(resumed.contains(&format!("logistic((v - {mean:.4}) / {sd:.4})")), "{resumed}");
     let j = journal(&dir);
     assert_eq!(j.len(), 4);
     for r in &j {
         let e = r.evaluation.as_ref().unwrap();
         let z = (e.details["naswot"].as_f64().unwrap() - mean) / sd;
-        assert!((e.val_accuracy - 1.0 / (1.0 + (-z).exp())).abs() < 1e-12, "{r:?}");
+        assert!((e.score - 1.0 / (1.0 + (-z).exp())).abs() < 1e-12, "{r:?}");
     }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["metric"], "score");
+    assert!(summary["best_score"].is_f64() && summary.get("best_accuracy").is_none(), "{summary}");
 }
 
 /// The dev half of NAS-Bench-Macro's truth, where the shared folder has it.
@@ -321,7 +330,7 @@ fn successive_halving_promotes_9_to_3_to_1_and_best_json_is_the_top_rung() {
     // The same trials and scores; predicted latencies may differ in the last digits, since the
     // shared table's nominal speed learns from the speed check at each search's start.
     let trials = |j: &[TrialRecord]| -> Vec<_> {
-        let score = |r: &TrialRecord| r.evaluation.as_ref().map(|e| e.val_accuracy);
+        let score = |r: &TrialRecord| r.evaluation.as_ref().map(|e| e.score);
         j.iter().map(|r| (r.id, r.choices.clone(), r.seed, r.rung, r.promoted_from, r.status, score(r))).collect()
     };
     assert_eq!(trials(&journal(&from_config)), trials(&j));

@@ -42,8 +42,11 @@ pub struct TrialSpec {
 /// What an evaluation measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
-    /// Accuracy in [0, 1] on the validation split held out from the training data.
-    pub val_accuracy: f64,
+    /// What the evaluator scored, in [0, 1], higher better; whether it is an accuracy is the
+    /// evaluator's [`ValueKind`](crate::setup::ValueKind). Journals before it had a name of
+    /// its own called it `val_accuracy`.
+    #[serde(alias = "val_accuracy")]
+    pub score: f64,
     pub latency_ms: f64,
     /// `measured`, `predicted` or `surrogate`.
     pub latency_source: String,
@@ -58,10 +61,10 @@ pub struct Evaluation {
 impl Evaluation {
     /// Rejects results a reward cannot use (NaN, infinite or out-of-range numbers).
     pub fn check(self) -> Result<Evaluation, String> {
-        let acc_ok = self.val_accuracy.is_finite() && (0.0..=1.0).contains(&self.val_accuracy);
-        match (acc_ok, self.latency_ms.is_finite() && self.latency_ms > 0.0) {
+        let score_ok = self.score.is_finite() && (0.0..=1.0).contains(&self.score);
+        match (score_ok, self.latency_ms.is_finite() && self.latency_ms > 0.0) {
             (true, true) => Ok(self),
-            (false, _) => Err(format!("evaluation returned accuracy {}", self.val_accuracy)),
+            (false, _) => Err(format!("evaluation returned score {}", self.score)),
             (_, false) => Err(format!("evaluation returned latency {}ms", self.latency_ms)),
         }
     }

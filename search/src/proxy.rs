@@ -97,7 +97,7 @@ impl TrialEvaluator for ProxyEvaluator {
         details.insert("mean_train_loss".into(), r.mean_train_loss.into());
         details.insert("images_per_s".into(), r.images_per_s.into());
         Ok(Evaluation {
-            val_accuracy: r.val_accuracy,
+            score: r.val_accuracy,
             latency_ms,
             latency_source,
             macs: cost.macs,

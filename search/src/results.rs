@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::reward::Reward;
+use crate::setup::ValueKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -53,23 +54,24 @@ pub struct TrialRecord {
 }
 
 impl TrialRecord {
-    pub fn accuracy(&self) -> Option<f64> {
-        self.evaluation.as_ref().map(|e| e.val_accuracy)
+    /// The evaluation's score (an accuracy where the run's [`ValueKind`] says so).
+    pub fn score(&self) -> Option<f64> {
+        self.evaluation.as_ref().map(|e| e.score)
     }
 
     pub fn latency_ms(&self) -> Option<f64> {
         self.evaluation.as_ref().map(|e| e.latency_ms)
     }
 
-    /// The outcome in one line for a log: reward, accuracy and latency, or why it has none,
-    /// then the wall time.
-    pub fn outcome_line(&self) -> String {
+    /// The outcome in one line for a log: reward, score (named by `kind`) and latency, or why
+    /// it has none, then the wall time.
+    pub fn outcome_line(&self, kind: ValueKind) -> String {
         let outcome = match (&self.status, &self.evaluation) {
             (Status::Cached, _) => {
                 format!("cached from trial {}, reward {:.4}", self.cached_from.unwrap_or(self.id), self.reward)
             }
             (Status::Ok, Some(e)) => {
-                format!("reward {:.4} accuracy {:.4} latency {:.1}ms", self.reward, e.val_accuracy, e.latency_ms)
+                format!("reward {:.4} {kind} {:.4} latency {:.1}ms", self.reward, e.score, e.latency_ms)
             }
             (status, _) => {
                 let why = self.error.as_deref().unwrap_or("no evaluation");
@@ -203,16 +205,16 @@ pub fn meets_target(r: &TrialRecord, reward: &Reward) -> bool {
     r.evaluation.as_ref().is_some_and(|e| reward.feasible(reward.target.cost_of(e.latency_ms, e.macs, e.params)))
 }
 
-/// Evaluated, uncached trials not dominated in (higher accuracy, lower latency), by latency;
-/// only those at the highest rung evaluated, so that accuracies after equal training compete.
+/// Evaluated, uncached trials not dominated in (higher score, lower latency), by latency; only
+/// those at the highest rung evaluated, so that scores after equal training compete.
 pub fn pareto(records: &[TrialRecord]) -> Vec<&TrialRecord> {
     let evaluated = || records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some());
     let top = evaluated().map(|r| r.rung).max().unwrap_or(0);
     let done: Vec<&TrialRecord> = evaluated().filter(|r| r.rung == top).collect();
     let dominated = |r: &TrialRecord| {
-        let (a, l) = (r.accuracy().unwrap(), r.latency_ms().unwrap());
+        let (a, l) = (r.score().unwrap(), r.latency_ms().unwrap());
         done.iter().any(|o| {
-            let (oa, ol) = (o.accuracy().unwrap(), o.latency_ms().unwrap());
+            let (oa, ol) = (o.score().unwrap(), o.latency_ms().unwrap());
             oa >= a && ol <= l && (oa > a || ol < l)
         })
     };
@@ -229,7 +231,11 @@ pub struct Summary {
     pub cached: usize,
     pub best_trial: Option<u64>,
     pub best_reward: Option<f64>,
-    pub best_accuracy: Option<f64>,
+    /// What the scores are (absent in summaries written before it was recorded).
+    #[serde(default)]
+    pub metric: Option<ValueKind>,
+    #[serde(alias = "best_accuracy")]
+    pub best_score: Option<f64>,
     pub best_latency_ms: Option<f64>,
     pub best_latency_source: Option<String>,
     /// Whether the best trial meets the target; false means no trial did.
@@ -238,7 +244,7 @@ pub struct Summary {
     pub wall_seconds: f64,
 }
 
-pub fn summarise(records: &[TrialRecord], reward: &Reward, wall_seconds: f64) -> Summary {
+pub fn summarise(records: &[TrialRecord], reward: &Reward, metric: ValueKind, wall_seconds: f64) -> Summary {
     let count = |s: Status| records.iter().filter(|r| r.status == s).count();
     let b = best(records, reward);
     Summary {
@@ -248,7 +254,8 @@ pub fn summarise(records: &[TrialRecord], reward: &Reward, wall_seconds: f64) ->
         cached: count(Status::Cached),
         best_trial: b.map(|r| r.id),
         best_reward: b.map(|r| r.reward),
-        best_accuracy: b.and_then(|r| r.accuracy()),
+        metric: Some(metric),
+        best_score: b.and_then(|r| r.score()),
         best_latency_ms: b.and_then(|r| r.latency_ms()),
         best_latency_source: b.and_then(|r| r.evaluation.as_ref().map(|e| e.latency_source.clone())),
         best_meets_target: b.map(|r| meets_target(r, reward)),
@@ -262,6 +269,7 @@ pub fn write_reports(
     run: &str,
     records: &[TrialRecord],
     reward: &Reward,
+    metric: ValueKind,
     wall_seconds: f64,
 ) -> Result<Summary, String> {
     if let Some(b) = best(records, reward) {
@@ -272,7 +280,8 @@ pub fn write_reports(
             trial: Some(b.id),
             seed: Some(b.seed),
             reward: Some(b.reward),
-            accuracy: Some(e.val_accuracy),
+            metric: Some(metric.name().to_string()),
+            score: Some(e.score),
             latency_ms: Some(e.latency_ms),
             latency_source: Some(e.latency_source.clone()),
             stopwatch: None,
@@ -281,10 +290,10 @@ pub fn write_reports(
     }
     let front: Vec<serde_json::Value> = pareto(records)
         .iter()
-        .map(|r| serde_json::json!({"id": r.id, "choices": r.choices, "val_accuracy": r.accuracy(), "latency_ms": r.latency_ms(), "reward": r.reward}))
+        .map(|r| serde_json::json!({"id": r.id, "choices": r.choices, "score": r.score(), "latency_ms": r.latency_ms(), "reward": r.reward}))
         .collect();
     write_json(&dir.join("pareto.json"), &front)?;
-    let summary = summarise(records, reward, wall_seconds);
+    let summary = summarise(records, reward, metric, wall_seconds);
     write_json(&dir.join("summary.json"), &summary)?;
     Ok(summary)
 }
@@ -315,7 +324,7 @@ mod tests {
     #[test]
     fn the_best_is_at_the_highest_rung_whatever_the_lower_rungs_scored() {
         let e = crate::evaluate::Evaluation {
-            val_accuracy: 0.5,
+            score: 0.5,
             latency_ms: 8.0,
             latency_source: "surrogate".into(),
             macs: 1,
@@ -348,7 +357,7 @@ mod tests {
     #[test]
     fn a_network_over_the_target_is_returned_only_when_none_meets_it() {
         let e = crate::evaluate::Evaluation {
-            val_accuracy: 0.9,
+            score: 0.9,
             latency_ms: 0.0,
             latency_source: "table".into(),
             macs: 1,
@@ -367,9 +376,9 @@ mod tests {
         let soft = Reward::soft(crate::reward::Target::Latency(crate::reward::LatencyBudget::from_ms(10.0).unwrap()));
         let records = [at(0, 0.95, 18.0), at(1, 0.90, 9.5), at(2, 0.85, 7.0)];
         assert_eq!(best(&records, &soft).map(|r| r.id), Some(1));
-        let summary = summarise(&records, &soft, 1.0);
+        let summary = summarise(&records, &soft, ValueKind::Surrogate, 1.0);
         assert_eq!((summary.best_trial, summary.best_meets_target), (Some(1), Some(true)));
-        let over = summarise(&records[..1], &soft, 1.0);
+        let over = summarise(&records[..1], &soft, ValueKind::Surrogate, 1.0);
         assert_eq!(
             (over.best_trial, over.best_meets_target),
             (Some(0), Some(false)),
@@ -382,7 +391,7 @@ mod tests {
     #[test]
     fn outcome_lines_say_the_result_or_why_there_is_none() {
         let e = crate::evaluate::Evaluation {
-            val_accuracy: 0.52674,
+            score: 0.52674,
             latency_ms: 8.23,
             latency_source: "surrogate".into(),
             macs: 1,
@@ -391,8 +400,24 @@ mod tests {
             details: Default::default(),
         };
         let ok = record(Status::Ok, Some(e), None);
-        assert_eq!(ok.outcome_line(), "reward 0.6149 accuracy 0.5267 latency 8.2ms (12.3s)");
+        assert_eq!(ok.outcome_line(ValueKind::Score), "reward 0.6149 score 0.5267 latency 8.2ms (12.3s)");
+        assert_eq!(ok.outcome_line(ValueKind::Accuracy), "reward 0.6149 accuracy 0.5267 latency 8.2ms (12.3s)");
         let failed = record(Status::Failed, None, Some("loss became NaN"));
-        assert_eq!(failed.outcome_line(), "failed: loss became NaN (12.3s)");
+        assert_eq!(failed.outcome_line(ValueKind::Score), "failed: loss became NaN (12.3s)");
+    }
+
+    /// Run folders written before scores had a name of their own called every score
+    /// `val_accuracy` (journal) or `best_accuracy` (summary); they read as scores.
+    #[test]
+    fn old_journal_lines_and_summaries_still_read() {
+        let line = r#"{"id":7,"batch":0,"choices":[1,2],"status":"ok","reward":0.4,"seed":9,"evaluation":{"val_accuracy":0.6125,"latency_ms":3.5,"latency_source":"predicted","macs":10,"params":20,"train_seconds":0.8,"details":{"naswot":1402.5}},"started_at":1.0,"finished_at":2.0}"#;
+        let old: TrialRecord = serde_json::from_str(line).unwrap();
+        assert_eq!((old.score(), old.latency_ms()), (Some(0.6125), Some(3.5)));
+        let written = serde_json::to_value(&old).unwrap();
+        assert_eq!(written["evaluation"]["score"], 0.6125);
+        assert!(written["evaluation"].get("val_accuracy").is_none(), "{written}");
+        let summary = r#"{"trials":3,"failed":0,"invalid":0,"cached":0,"best_trial":1,"best_reward":0.4,"best_accuracy":0.6125,"best_latency_ms":3.5,"best_latency_source":"predicted","wall_seconds":1.0}"#;
+        let old: Summary = serde_json::from_str(summary).unwrap();
+        assert_eq!((old.best_score, old.metric), (Some(0.6125), None));
     }
 }

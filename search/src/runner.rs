@@ -264,7 +264,8 @@ impl Runner {
         bar.finish_and_clear();
         let wall = self.elapsed_before + start.elapsed().as_secs_f64();
         let run = self.dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-        results::write_reports(&self.dir, &run, &self.records(), &self.config.reward, wall)
+        let kind = self.config.evaluator.value_kind();
+        results::write_reports(&self.dir, &run, &self.records(), &self.config.reward, kind, wall)
     }
 
     /// Candidates of the finished batches. A run that stopped at a partial last batch and is
@@ -445,7 +446,7 @@ impl Runner {
         *appended += 1;
         let best = self.records.values().map(|r| r.reward).fold(record.reward, f64::max);
         let last = match &record.evaluation {
-            Some(e) => format!("last acc {:.4} lat {:.1}ms", e.val_accuracy, e.latency_ms),
+            Some(e) => format!("last {} {:.4} lat {:.1}ms", self.config.evaluator.value_kind(), e.score, e.latency_ms),
             None => format!("last {:?}", record.status).to_lowercase(),
         };
         bar.set_message(format!("best reward {best:.4} | {last}"));
@@ -454,7 +455,10 @@ impl Runner {
             let done = self.records.len() + 1;
             let (planned, id) = (self.config.planned_evaluations(), record.id);
             let rung = if record.rung > 0 { format!(" rung {}", record.rung) } else { String::new() };
-            eprintln!("trial {id}{rung} ({done}/{planned}): {}", record.outcome_line());
+            eprintln!(
+                "trial {id}{rung} ({done}/{planned}): {}",
+                record.outcome_line(self.config.evaluator.value_kind())
+            );
         }
         self.records.insert(record.id, record);
         Ok(())
@@ -491,7 +495,7 @@ fn finished(
     let (status, score, evaluation, error) = match result {
         Ok(e) => {
             let cost = reward.target.cost_of(e.latency_ms, e.macs, e.params);
-            (Status::Ok, reward.score(e.val_accuracy, cost), Some(e), None)
+            (Status::Ok, reward.score(e.score, cost), Some(e), None)
         }
         Err(msg) => (Status::Failed, PENALTY, None, Some(msg)),
     };

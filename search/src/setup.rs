@@ -35,6 +35,38 @@ pub enum EvaluatorKind {
     Supernet { dir: String },
 }
 
+/// What an evaluator's number (`Evaluation::score`) is, decided by the evaluator alone: tables,
+/// files and reports name the number by it (`metric` in `summary.json` and `best.json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueKind {
+    /// An accuracy in [0, 1]: validation accuracy after proxy training or with a supernet's
+    /// weights, or a truth file's accuracy field.
+    Accuracy,
+    /// A number in [0, 1] that only ranks networks: a zero-cost score through a logistic of its
+    /// standardised value, or a truth field that is not an accuracy.
+    Score,
+    /// The surrogate's closed form of MACs and params (for testing), shaped like an accuracy.
+    Surrogate,
+}
+
+impl ValueKind {
+    /// The number's name in tables and JSON (`metric`): `accuracy`, `score` or `surrogate`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueKind::Accuracy => "accuracy",
+            ValueKind::Score => "score",
+            ValueKind::Surrogate => "surrogate",
+        }
+    }
+}
+
+impl fmt::Display for ValueKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The zero-cost scores (`evaluator::zero_cost`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ZeroScore {
@@ -64,6 +96,17 @@ impl EvaluatorKind {
     /// rung's budget) change it; the others score every rung alike.
     pub fn trains(&self) -> bool {
         matches!(self, EvaluatorKind::Proxy)
+    }
+
+    /// What its number is: a truth field is an accuracy when its name says so (`mean_acc`,
+    /// `test_acc`), a score otherwise (`std`).
+    pub fn value_kind(&self) -> ValueKind {
+        match self {
+            EvaluatorKind::Proxy | EvaluatorKind::Supernet { .. } => ValueKind::Accuracy,
+            EvaluatorKind::Table { field, .. } if field.contains("acc") => ValueKind::Accuracy,
+            EvaluatorKind::Table { .. } | EvaluatorKind::Zero(_) => ValueKind::Score,
+            EvaluatorKind::Surrogate => ValueKind::Surrogate,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -102,7 +145,7 @@ impl EvaluatorKind {
                 Ok(BuiltEvaluator {
                     evaluator: Arc::new(table),
                     data_fingerprint: "none".into(),
-                    description: Some(format!("accuracy: field {field:?} of {file}")),
+                    description: Some(format!("{}: field {field:?} of {file}", self.value_kind())),
                 })
             }
             EvaluatorKind::Zero(score) => {
@@ -112,7 +155,7 @@ impl EvaluatorKind {
                 };
                 zero.scale = Some(scale.clone());
                 let description = format!(
-                    "{description}; accuracy = logistic((score - {:.4}) / {:.4}), the mean and sd of {} networks of the space",
+                    "{description}; score = logistic((v - {:.4}) / {:.4}), the mean and sd of v over {} networks of the space",
                     scale.mean, scale.sd, scale.networks
                 );
                 Ok(BuiltEvaluator {
@@ -315,7 +358,8 @@ mod tests {
         assert_eq!(built.data_fingerprint, proxy.load_data("default", 3).unwrap().record.fingerprint);
         let line = built.description.unwrap();
         assert!(line.starts_with("zero-cost score: NASWOT on 128 training images of default at 32x32"), "{line}");
-        assert!(line.ends_with("the mean and sd of 16 networks of the space"), "{line}");
+        assert!(line.contains("; score = logistic((v - "), "{line}");
+        assert!(line.ends_with("the mean and sd of v over 16 networks of the space"), "{line}");
         // The same seed draws the same reference; another seed another.
         let names = |seed| -> Vec<String> {
             let sample = crate::evaluate::reference_sample(&space, seed).unwrap();
@@ -328,13 +372,31 @@ mod tests {
     }
 
     #[test]
+    fn each_evaluator_says_what_its_number_is() {
+        let kind = |spec: &str| spec.parse::<EvaluatorKind>().unwrap().value_kind();
+        for (spec, want) in [
+            ("proxy", ValueKind::Accuracy),
+            ("supernet:runs/sn", ValueKind::Accuracy),
+            ("table:truth.json", ValueKind::Accuracy),
+            ("table:truth.json:test_acc", ValueKind::Accuracy),
+            ("table:truth.json:std", ValueKind::Score),
+            ("zero:naswot", ValueKind::Score),
+            ("zero:synflow", ValueKind::Score),
+            ("surrogate", ValueKind::Surrogate),
+        ] {
+            assert_eq!(kind(spec), want, "{spec}");
+        }
+        assert_eq!(serde_json::to_value(ValueKind::Score).unwrap(), "score");
+    }
+
+    #[test]
     fn a_scale_needs_two_different_finite_scores() {
         let scale = crate::evaluate::ScoreScale::of(&[1.0, 3.0, f64::NEG_INFINITY]).unwrap();
         assert_eq!((scale.mean, scale.networks), (2.0, 2));
         assert!((scale.sd - 2f64.sqrt()).abs() < 1e-12);
-        assert_eq!(scale.accuracy(2.0), 0.5);
-        assert!((scale.accuracy(2.0 + 2.0 * scale.sd) - 0.8808).abs() < 1e-4);
-        assert_eq!(scale.accuracy(f64::NEG_INFINITY), 0.0);
+        assert_eq!(scale.score(2.0), 0.5);
+        assert!((scale.score(2.0 + 2.0 * scale.sd) - 0.8808).abs() < 1e-4);
+        assert_eq!(scale.score(f64::NEG_INFINITY), 0.0);
         for values in [&[5.0, 5.0][..], &[1.0, f64::NAN], &[]] {
             assert!(crate::evaluate::ScoreScale::of(values).unwrap_err().contains("no scale"), "{values:?}");
         }

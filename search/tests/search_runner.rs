@@ -97,7 +97,7 @@ impl TrialEvaluator for Flaky {
             0 => Err("out of memory".into()),
             1 => panic!("kernel failure"),
             2 => {
-                e.val_accuracy = f64::NAN;
+                e.score = f64::NAN;
                 Ok(e)
             }
             _ => Ok(e),
@@ -153,7 +153,7 @@ impl TrialEvaluator for ByEpochs {
     fn evaluate(&self, t: &TrialSpec) -> Result<Evaluation, String> {
         let mut e = SurrogateEvaluator.evaluate(t)?;
         let epochs = t.epochs.ok_or("no epochs given")?;
-        e.val_accuracy *= epochs as f64 / 9.0;
+        e.score *= epochs as f64 / 9.0;
         e.details.insert("epochs".into(), epochs.into());
         Ok(e)
     }

@@ -37,7 +37,7 @@ fn search(kind: StrategyKind, reward: Reward, seed: u64) -> Run {
                     };
                     let e = SurrogateEvaluator.evaluate(&t).unwrap();
                     latencies.push(e.latency_ms);
-                    (reward.score(e.val_accuracy, e.latency_ms), false)
+                    (reward.score(e.score, e.latency_ms), false)
                 }
                 Err(_) => (0.0, true),
             };

@@ -131,8 +131,12 @@ pub struct Provenance {
     pub seed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward: Option<f64>,
+    /// What `score` is: `accuracy`, `score` (ranks only, e.g. a zero-cost score) or `surrogate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accuracy: Option<f64>,
+    pub metric: Option<String>,
+    /// The evaluator's number for it (`accuracy` in files written before `metric`).
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "accuracy")]
+    pub score: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<f64>,
     /// `measured`, `predicted` or `surrogate`.

@@ -136,6 +136,16 @@ mod tests {
         assert!(e.contains("not a preset"), "{e}");
     }
 
+    /// A `best.json` written before scores were named calls its score `accuracy`.
+    #[test]
+    fn an_old_provenance_accuracy_reads_as_its_score() {
+        let mut v = serde_json::to_value(presets::mixnet_s()).unwrap();
+        v["provenance"] =
+            serde_json::json!({"run": "r", "trial": 4, "reward": 0.5, "accuracy": 0.61, "latency_ms": 9.0});
+        let p = parse_arch(v.to_string().as_bytes(), "best.json").unwrap().provenance.unwrap();
+        assert_eq!((p.score, p.metric, p.trial), (Some(0.61), None, Some(4)));
+    }
+
     proptest::proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {

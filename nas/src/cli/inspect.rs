@@ -56,7 +56,8 @@ fn inspect_run(dir: &Path, args: &InspectArgs) -> Result<i32, String> {
 struct TrialRow {
     trial: u64,
     reward: f64,
-    val_accuracy: f64,
+    /// The evaluator's number; the run's `metric` says what it is.
+    score: f64,
     latency_ms: f64,
     latency_source: String,
     macs: u64,
@@ -69,7 +70,7 @@ fn trial_row(r: &TrialRecord) -> TrialRow {
     TrialRow {
         trial: r.id,
         reward: r.reward,
-        val_accuracy: e.val_accuracy,
+        score: e.score,
         latency_ms: e.latency_ms,
         latency_source: e.latency_source.clone(),
         macs: e.macs,
@@ -91,6 +92,7 @@ fn run_json(run: &RunFolder, top: usize) -> serde_json::Value {
         "failed": failed,
         "run": run.dir.display().to_string(),
         "setup": run.setup_line(),
+        "metric": run.metric(),
         "budget": run.budget(),
         "best": run.top(top).into_iter().map(trial_row).collect::<Vec<_>>(),
         "pareto": run.pareto().into_iter().map(trial_row).collect::<Vec<_>>(),
@@ -113,17 +115,24 @@ fn run_table(run: &RunFolder, top: usize) -> String {
         b.invalid,
         duration(b.wall_seconds)
     );
+    let metric = run.metric();
     let rows = |records: Vec<&TrialRecord>| {
         let mut text = format!(
             "{:>6} {:>8} {:>9} {:>10} {:>12} {:>11}  {}\n",
-            "trial", "reward", "accuracy", "latency", "MACs", "params", "arch"
+            "trial",
+            "reward",
+            metric.name(),
+            "latency",
+            "MACs",
+            "params",
+            "arch"
         );
         for r in records.into_iter().map(trial_row) {
             text += &format!(
                 "{:>6} {:>8.4} {:>9.4} {:>8.1}ms {:>12} {:>11}  {}\n",
                 r.trial,
                 r.reward,
-                r.val_accuracy,
+                r.score,
                 r.latency_ms,
                 thousands(r.macs),
                 thousands(r.params),
@@ -139,7 +148,7 @@ fn run_table(run: &RunFolder, top: usize) -> String {
         out += &format!("stopwatch, best.json at the end of the run: {}\n", watch.describe());
     }
     let front = run.pareto();
-    out += &format!("\nPareto front (accuracy vs latency), {} trials:\n", front.len());
+    out += &format!("\nPareto front ({metric} vs latency), {} trials:\n", front.len());
     out += &rows(front);
     let failed = failures(run);
     if !failed.is_empty() {

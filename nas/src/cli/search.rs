@@ -418,10 +418,10 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     }
     runner = runner.with_progress(!args.quiet);
     let s = runner.run()?;
-    let best = match (s.best_reward, s.best_accuracy, s.best_latency_ms) {
-        (Some(r), Some(a), Some(l)) => {
+    let best = match (s.best_reward, s.best_score, s.best_latency_ms, s.metric) {
+        (Some(r), Some(a), Some(l), Some(metric)) => {
             let over = if s.best_meets_target == Some(false) { " (no trial meets the target)" } else { "" };
-            format!("best trial {} reward {r:.4} accuracy {a:.4} latency {l:.1}ms{over}", s.best_trial.unwrap_or(0))
+            format!("best trial {} reward {r:.4} {metric} {a:.4} latency {l:.1}ms{over}", s.best_trial.unwrap_or(0))
         }
         _ => "no trial finished".into(),
     };

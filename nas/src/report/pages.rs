@@ -19,27 +19,28 @@ pub fn search(run: &RunFolder) -> Result<Report, String> {
     let b = run.budget();
     let best = run.best();
     let fmt = |v: Option<f64>, p: usize| v.map_or("-".into(), |v| format!("{v:.p$}"));
+    let metric = run.metric();
+    let best_label = format!("best {metric}");
     page.stats(&[
         ("trials", format!("{} / {}", b.trials_done, b.trials_planned)),
         ("evaluated · cached · failed", format!("{} · {} · {}", b.evaluated, b.cached, b.failed + b.invalid)),
         ("wall time", duration(b.wall_seconds) + if b.finished { "" } else { " (running)" }),
         ("best reward", fmt(best.map(|r| r.reward), 4)),
-        ("best accuracy", fmt(best.and_then(|r| r.accuracy()), 4)),
+        (best_label.as_str(), fmt(best.and_then(|r| r.score()), 4)),
         ("best latency (ms)", fmt(best.and_then(|r| r.latency_ms()), 1)),
         ("target", run.config.reward.target.to_string()),
     ]);
     let mut plots = vec![
-        ("accuracy-latency.svg".to_string(), trials::pareto_svg(run)?),
+        (format!("{metric}-latency.svg"), trials::pareto_svg(run)?),
         ("trials.svg".to_string(), trials::history_svg(run)?),
         ("choices.svg".to_string(), choices::choices_svg(run)?),
     ];
-    let notes = [
-        "Each dot is one evaluated trial; the orange staircase is the Pareto front (no other trial is both faster and more accurate).",
-        "In trial order; the red step line follows the highest-reward trial found so far.",
-        "",
-    ];
+    let front_note = format!("Each dot is one evaluated trial; the orange staircase is the Pareto front (no other trial is both faster and higher in {metric}).");
+    let notes =
+        [front_note.as_str(), "In trial order; the red step line follows the highest-reward trial found so far.", ""];
     let ids = ["front", "history", "choices"];
-    let headings = ["Accuracy vs latency", "Over trials", "Choices per decision, early vs late"];
+    let front_heading = format!("{} vs latency", trials::title(metric));
+    let headings = [front_heading.as_str(), "Over trials", "Choices per decision, early vs late"];
     for (i, (_, svg)) in plots.iter().enumerate() {
         page.section(ids[i], headings[i], notes[i], &figure(svg));
     }
@@ -69,7 +70,7 @@ fn top_table(run: &RunFolder) -> String {
                 (i + 1).to_string(),
                 r.id.to_string(),
                 format!("{:.4}", r.reward),
-                format!("{:.4}", e.val_accuracy),
+                format!("{:.4}", e.score),
                 format!("{:.1}", e.latency_ms),
                 format!("{:.1}", e.macs as f64 / 1e6),
                 format!("{:.2}", e.params as f64 / 1e6),
@@ -78,7 +79,8 @@ fn top_table(run: &RunFolder) -> String {
             ]
         })
         .collect();
-    let headers = ["rank", "trial", "reward", "accuracy", "latency ms", "MMACs", "M params", "front", "architecture"];
+    let headers =
+        ["rank", "trial", "reward", run.metric().name(), "latency ms", "MMACs", "M params", "front", "architecture"];
     table(&headers, &rows)
 }
 

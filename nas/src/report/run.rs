@@ -8,6 +8,7 @@ use serde::Serialize;
 use search::results::{self, parse_json, read_lines, Status, Summary, TrialRecord};
 use search::reward::Target;
 use search::runner::{RunConfig, Runner};
+use search::setup::ValueKind;
 
 pub struct RunFolder {
     pub dir: PathBuf,
@@ -61,6 +62,12 @@ impl RunFolder {
         all.sort_by(|a, b| b.rung.cmp(&a.rung).then(b.reward.total_cmp(&a.reward)).then(a.id.cmp(&b.id)));
         all.truncate(n);
         all
+    }
+
+    /// What the trials' scores are, from the evaluator the run recorded (so folders written
+    /// before summaries named it read the same).
+    pub fn metric(&self) -> ValueKind {
+        self.config.evaluator.value_kind()
     }
 
     pub fn pareto(&self) -> Vec<&TrialRecord> {

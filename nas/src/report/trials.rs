@@ -1,17 +1,25 @@
-//! What the trials scored: accuracy against latency with the Pareto front and the target, and
-//! reward, accuracy and latency in trial order with the running best.
+//! What the trials scored: score (an accuracy where the run's metric says so) against latency
+//! with the Pareto front and the target, and reward, score and latency in trial order with the
+//! running best.
 
 use plotters::prelude::*;
 
 use super::run::RunFolder;
 use super::svg::{self, padded, render, Area, DrawResult, BEST, FAIL, FRONT, INK, MUTED, POINT, TARGET};
 use search::results::TrialRecord;
+use search::setup::ValueKind;
 
-/// Accuracy vs latency of every evaluated trial, the Pareto front as a step line, the best
+/// The metric's name for a heading: `Accuracy`, `Score`, `Surrogate`.
+pub fn title(metric: ValueKind) -> String {
+    let name = metric.name();
+    name[..1].to_uppercase() + &name[1..]
+}
+
+/// Score vs latency of every evaluated trial, the Pareto front as a step line, the best
 /// trial and the latency target.
 pub fn pareto_svg(run: &RunFolder) -> Result<String, String> {
     render((1240, 560), |root| {
-        let points: Vec<(f64, f64)> = run.evaluated().iter().map(|r| (lat(r), acc(r))).collect();
+        let points: Vec<(f64, f64)> = run.evaluated().iter().map(|r| (lat(r), score(r))).collect();
         if points.is_empty() {
             return svg::empty(root, "no evaluated trials yet");
         }
@@ -19,7 +27,7 @@ pub fn pareto_svg(run: &RunFolder) -> Result<String, String> {
         let (x0, x1) = padded(points.iter().map(|p| p.0).chain(target), 0.05);
         let (y0, y1) = padded(points.iter().map(|p| p.1), 0.08);
         let mut chart = ChartBuilder::on(root)
-            .caption("Accuracy vs latency of every trial", svg::text(20, INK))
+            .caption(format!("{} vs latency of every trial", title(run.metric())), svg::text(20, INK))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(64)
@@ -27,7 +35,7 @@ pub fn pareto_svg(run: &RunFolder) -> Result<String, String> {
         chart
             .configure_mesh()
             .x_desc("latency (ms)")
-            .y_desc("validation accuracy")
+            .y_desc(run.metric().name())
             .light_line_style(svg::GRID_LIGHT)
             .bold_line_style(svg::GRID)
             .label_style(svg::text(13, INK))
@@ -36,7 +44,7 @@ pub fn pareto_svg(run: &RunFolder) -> Result<String, String> {
             .draw_series(points.iter().map(|&p| Circle::new(p, 4, POINT.mix(0.55).filled())))?
             .label(format!("trials ({})", points.len()))
             .legend(|(x, y)| Circle::new((x + 8, y), 4, POINT.filled()));
-        let front: Vec<(f64, f64)> = run.pareto().iter().map(|r| (lat(r), acc(r))).collect();
+        let front: Vec<(f64, f64)> = run.pareto().iter().map(|r| (lat(r), score(r))).collect();
         chart
             .draw_series(LineSeries::new(staircase(&front), FRONT.stroke_width(2)))?
             .label(format!("Pareto front ({})", front.len()))
@@ -51,7 +59,7 @@ pub fn pareto_svg(run: &RunFolder) -> Result<String, String> {
         }
         if let Some(b) = run.best() {
             chart
-                .draw_series(std::iter::once(Cross::new((lat(b), acc(b)), 7, BEST.stroke_width(3))))?
+                .draw_series(std::iter::once(Cross::new((lat(b), score(b)), 7, BEST.stroke_width(3))))?
                 .label(format!("best reward (trial {})", b.id))
                 .legend(|(x, y)| Cross::new((x + 8, y), 5, BEST.stroke_width(3)));
         }
@@ -59,14 +67,14 @@ pub fn pareto_svg(run: &RunFolder) -> Result<String, String> {
     })
 }
 
-/// Reward, accuracy and latency per trial in id order, each with the incumbent (the
+/// Reward, score and latency per trial in id order, each with the incumbent (the
 /// highest-reward trial so far) as a step line.
 pub fn history_svg(run: &RunFolder) -> Result<String, String> {
     render((1240, 780), |root| {
         if run.records.is_empty() {
             return svg::empty(root, "no trials yet");
         }
-        let body = svg::titled(root, "Reward, accuracy and latency over trials")?;
+        let body = svg::titled(root, &format!("Reward, {} and latency over trials", run.metric()))?;
         let panels = body.split_evenly((3, 1));
         let n = run.records.last().map_or(1, |r| r.id + 1) as f64;
         let incumbent = incumbents(&run.records);
@@ -74,7 +82,7 @@ pub fn history_svg(run: &RunFolder) -> Result<String, String> {
         let failed: Vec<(f64, f64)> =
             run.records.iter().filter(|r| r.evaluation.is_none()).map(|r| (r.id as f64, r.reward)).collect();
         panel(&panels[0], n, "reward", run, &incumbent, reward, &failed, None)?;
-        panel(&panels[1], n, "val. accuracy", run, &incumbent, |r| r.accuracy(), &[], None)?;
+        panel(&panels[1], n, run.metric().name(), run, &incumbent, |r| r.score(), &[], None)?;
         panel(&panels[2], n, "latency (ms)", run, &incumbent, |r| r.latency_ms(), &[], run.target_ms())?;
         Ok(())
     })
@@ -192,6 +200,6 @@ fn lat(r: &TrialRecord) -> f64 {
     r.latency_ms().unwrap_or(f64::NAN)
 }
 
-fn acc(r: &TrialRecord) -> f64 {
-    r.accuracy().unwrap_or(f64::NAN)
+fn score(r: &TrialRecord) -> f64 {
+    r.score().unwrap_or(f64::NAN)
 }

@@ -248,7 +248,7 @@ async fn process(worker: &Arc<Worker>, message: jetstream::Message) {
     let result = with_progress(worker, &message, task).await;
     let result = result.unwrap_or_else(|e| Err(format!("evaluation task failed: {e}")));
     let summary = match &result {
-        Ok(e) => format!("accuracy {:.4} latency {:.1}ms", e.val_accuracy, e.latency_ms),
+        Ok(e) => format!("score {:.4} latency {:.1}ms", e.score, e.latency_ms),
         Err(e) => format!("failed: {e}"),
     };
     let reply = ResultMessage { run_id: run.clone(), trial_id: id, worker: name.clone(), result };

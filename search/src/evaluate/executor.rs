@@ -69,7 +69,7 @@ mod tests {
                 0 => panic!("boom {}", t.id),
                 1 => Err("out of memory".into()),
                 _ => Ok(Evaluation {
-                    val_accuracy: 0.5,
+                    score: 0.5,
                     latency_ms: t.id as f64,
                     latency_source: "surrogate".into(),
                     macs: 0,

@@ -45,7 +45,7 @@ impl TrialEvaluator for SupernetEvaluator {
         let mut details = serde_json::Map::new();
         details.insert("val_loss".into(), s.val_loss.into());
         Ok(Evaluation {
-            val_accuracy: s.val_accuracy,
+            score: s.val_accuracy,
             latency_ms: latency.ms,
             latency_source: latency.source.as_str().to_string(),
             macs: cost.macs,

@@ -60,7 +60,7 @@ impl TrialEvaluator for SurrogateEvaluator {
         let total = space::cost(&trial.arch, 224).total;
         let accuracy = surrogate_accuracy(&trial.arch) + 0.003 * noise(trial.seed);
         Ok(Evaluation {
-            val_accuracy: accuracy.clamp(0.05, 0.95),
+            score: accuracy.clamp(0.05, 0.95),
             latency_ms: surrogate_latency_ms(&trial.arch),
             latency_source: "surrogate".into(),
             macs: total.macs,
@@ -90,7 +90,7 @@ mod tests {
         let l = surrogate_latency_ms(&space::presets::mixnet_l());
         assert!(l > s.latency_ms * 1.5, "{l}");
         let m = SurrogateEvaluator.evaluate(&trial(space::presets::mixnet_m(), 1)).unwrap();
-        assert!(m.val_accuracy > s.val_accuracy && s.val_accuracy > 0.6, "{} {}", m.val_accuracy, s.val_accuracy);
+        assert!(m.score > s.score && s.score > 0.6, "{} {}", m.score, s.score);
         assert_eq!(SurrogateEvaluator.evaluate(&trial(space::presets::mixnet_s(), 1)).unwrap(), s);
         assert_ne!(SurrogateEvaluator.evaluate(&trial(space::presets::mixnet_s(), 2)).unwrap(), s);
     }
@@ -102,6 +102,6 @@ mod tests {
         let small = SurrogateEvaluator.evaluate(&trial(space.decode(&[0; 8]).unwrap(), 1)).unwrap();
         let large = SurrogateEvaluator.evaluate(&trial(space.decode(&[2; 8]).unwrap(), 1)).unwrap();
         assert!(small.latency_ms.is_finite() && large.latency_ms > small.latency_ms);
-        assert!((0.05..=0.95).contains(&small.val_accuracy) && large.val_accuracy > small.val_accuracy);
+        assert!((0.05..=0.95).contains(&small.score) && large.score > small.score);
     }
 }

@@ -41,11 +41,11 @@ impl TableEvaluator {
 
 impl TrialEvaluator for TableEvaluator {
     fn evaluate(&self, trial: &TrialSpec) -> Result<Evaluation, String> {
-        let val_accuracy = self.accuracy(&trial.arch)?;
+        let score = self.accuracy(&trial.arch)?;
         let latency = self.service.latency(&trial.arch, &self.latency)?;
         let cost = space::cost(&trial.arch, self.latency.resolution).total;
         Ok(Evaluation {
-            val_accuracy,
+            score,
             latency_ms: latency.ms,
             latency_source: latency.source.as_str().to_string(),
             macs: cost.macs,

@@ -64,6 +64,6 @@ mod tests {
         let e = evaluator.evaluate(&trial).unwrap();
         let expected = DeviceTable::open(&path, &cfg, 1).unwrap().unwrap().latency(&two_block_net()).unwrap();
         assert_eq!((e.latency_ms, e.latency_source.as_str()), (expected.ms, "predicted"));
-        assert_eq!(e.val_accuracy, SurrogateEvaluator.evaluate(&trial).unwrap().val_accuracy);
+        assert_eq!(e.score, SurrogateEvaluator.evaluate(&trial).unwrap().score);
     }
 }

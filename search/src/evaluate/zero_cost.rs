@@ -1,8 +1,8 @@
 //! `--evaluator zero:synflow` and `zero:naswot`: a zero-cost score of the untrained network
 //! instead of training (see `evaluator::zero_cost`), latency as for the proxy. The raw score is
 //! in the details. A raw score has no accuracy scale (NASWOT's is a log-determinant near 1,400
-//! whose networks differ by tens), so the accuracy the reward reads is the score standardised
-//! against a reference sample of the searched space and squashed by the logistic:
+//! whose networks differ by tens), so the score the reward reads (in place of an accuracy,
+//! `ValueKind::Score`) is the raw score standardised against a reference sample of the searched space and squashed by the logistic:
 //! `1 / (1 + exp(-(v - mean) / sd))`, `v = naswot` or `log10(1 + synflow)`. A network as good as
 //! the sample's average reads 0.5, one two standard deviations above 0.88. That is an order, not
 //! an accuracy: the soft reward's 5% per latency doubling is then worth about a fifth of a
@@ -46,8 +46,8 @@ pub struct ScoreScale {
 }
 
 impl ScoreScale {
-    /// The accuracy the reward reads for scale-free score `v`.
-    pub fn accuracy(&self, v: f64) -> f64 {
+    /// The score in [0, 1] the reward reads for scale-free value `v`.
+    pub fn score(&self, v: f64) -> f64 {
         match v.is_finite() {
             true => 1.0 / (1.0 + (-(v - self.mean) / self.sd).exp()),
             false => 0.0,
@@ -97,7 +97,7 @@ pub struct ZeroCostEvaluator {
     pub classes: usize,
     pub latency: LatencySetting,
     pub service: LatencyService,
-    /// Maps the score onto the reward's accuracy; `None` until calibrated.
+    /// Maps the raw score into [0, 1]; `None` until calibrated.
     pub scale: Option<ScoreScale>,
 }
 
@@ -149,7 +149,7 @@ impl TrialEvaluator for ZeroCostEvaluator {
         // A non-finite score (a singular NASWOT kernel) is JSON `null`.
         details.insert(self.detail_name().into(), score.into());
         Ok(Evaluation {
-            val_accuracy: scale.accuracy(value),
+            score: scale.score(value),
             latency_ms: latency.ms,
             latency_source: latency.source.as_str().to_string(),
             macs: cost.macs,

@@ -45,7 +45,7 @@ pub struct FidelityConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub code: String,
-    /// The evaluator's score (validation accuracy in [0, 1]).
+    /// The evaluator's number in [0, 1] (`Evaluation::score`: an accuracy for some evaluators).
     pub score: f64,
     /// The truth file's field (NAS-Bench-Macro: mean test accuracy in %, 50 epochs).
     pub truth: f64,
@@ -142,7 +142,7 @@ fn score(
     let e = evaluator.evaluate(&spec).map_err(|e| format!("scoring {code}: {e}"))?;
     Ok(Row {
         code: code.to_string(),
-        score: e.val_accuracy,
+        score: e.score,
         truth: truth.get(code)?,
         params: e.params,
         macs: e.macs,
