@@ -24,7 +24,8 @@ fn two_workers_one_killed_mid_trial_give_the_local_runs_results() {
     // Killed while it evaluates: it has started more trials than it has finished.
     wait_until(Duration::from_secs(30), "the first worker is mid-trial after a finished one", || {
         let log = doomed.log();
-        count(&log, "accuracy") >= 1 && count(&log, ": evaluating") > count(&log, "accuracy")
+        let finished = count(&log, "): score ");
+        finished >= 1 && count(&log, ": evaluating") > finished
     });
     doomed.kill();
     assert_eq!(coordinator.wait(Duration::from_secs(60)), 0, "{}", coordinator.log());
