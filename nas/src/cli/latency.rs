@@ -113,12 +113,7 @@ fn one_arch(a: &LatencyArgs, spec: &str, cfg: MeasureConfig, threads: usize) -> 
 /// speed and no "now") when `--table` is one, else from this machine's (calibrated first if it
 /// never was): nominal, and now with the machine's speed timed for a second.
 fn predict(a: &LatencyArgs, arch: &space::Arch, cfg: MeasureConfig) -> Result<serde_json::Value, String> {
-    let setting = LatencySetting {
-        method: LatencyMethod::Predict,
-        threads: a.threads,
-        resolution: a.resolution,
-        table: a.table.clone(),
-    };
+    let setting = predict_setting(a);
     if let Some(device) = setting.device_table().map_err(|e| e.to_string())? {
         let l = device.latency(arch).map_err(|e| e.to_string())?;
         let pr = l.prediction.expect("a table latency is a prediction");
@@ -136,6 +131,16 @@ fn predict(a: &LatencyArgs, arch: &space::Arch, cfg: MeasureConfig) -> Result<se
         "sum_ms": pr.sum_ms, "parts_measured": measured_parts, "table": table}))
 }
 
+/// Predicting from `--table` (or this machine's default) at the flags' threads and resolution.
+fn predict_setting(a: &LatencyArgs) -> LatencySetting {
+    LatencySetting {
+        method: LatencyMethod::Predict,
+        threads: a.threads,
+        resolution: a.resolution,
+        table: a.table.clone(),
+    }
+}
+
 /// How long the reference is timed for "now".
 const SPEED_SECONDS: f64 = 1.0;
 
@@ -149,12 +154,7 @@ fn speed_json(p: &TablePredictor, now: &lat::SpeedNow) -> serde_json::Value {
 
 /// `--speed`: the machine's speed now against this machine's table (another device's has no now).
 fn speed(a: &LatencyArgs, cfg: MeasureConfig) -> Result<i32, String> {
-    let setting = LatencySetting {
-        method: LatencyMethod::Predict,
-        threads: a.threads,
-        resolution: a.resolution,
-        table: a.table.clone(),
-    };
+    let setting = predict_setting(a);
     if let Some(device) = setting.device_table().map_err(|e| e.to_string())? {
         return Err(format!(
             "--speed: {} is another device's table ({}): its nominal speed is that device's, and nothing timed here says how fast it runs now",

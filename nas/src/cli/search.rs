@@ -287,20 +287,32 @@ fn warn_if_unreachable(c: &RunConfig, space: &::space::SearchSpace, latency: &La
     Ok(())
 }
 
+/// Whether the run's latency is this machine's: not another device's table, nor the surrogate
+/// evaluator's own latency model. Only then does timing here say anything about it.
+fn times_this_machine(c: &RunConfig) -> bool {
+    let setting = &c.proxy.latency;
+    let surrogate_model = c.evaluator == EvaluatorKind::Surrogate && setting.table.is_none();
+    !surrogate_model && !setting.device_table().is_ok_and(|d| d.is_some())
+}
+
+/// `nas latency` at the target's threads and resolution, as a child of this binary.
+fn latency_child(setting: &LatencySetting) -> Result<std::process::Command, String> {
+    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
+    let mut cmd = std::process::Command::new(nas);
+    cmd.args(["latency", "--threads", &setting.threads.to_string(), "--resolution", &setting.resolution.to_string()]);
+    Ok(cmd)
+}
+
 /// Says how fast the machine runs now against the table's nominal speed, which the rewards
 /// use (stable across the run), and warns in one line when it is more than 15% off. Nothing
 /// to say for measured latency, another device's table, or the surrogate's own latency model.
 fn announce_speed(c: &RunConfig) -> Result<(), String> {
     let setting = &c.proxy.latency;
-    let surrogate_model = c.evaluator == EvaluatorKind::Surrogate && setting.table.is_none();
-    if setting.method != LatencyMethod::Predict || surrogate_model || setting.device_table().is_ok_and(|d| d.is_some())
-    {
+    if setting.method != LatencyMethod::Predict || !times_this_machine(c) {
         return Ok(());
     }
-    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
-    let mut cmd = std::process::Command::new(nas);
-    cmd.args(["latency", "--speed", "--json", "--threads", &setting.threads.to_string()]);
-    cmd.args(["--resolution", &setting.resolution.to_string()]);
+    let mut cmd = latency_child(setting)?;
+    cmd.args(["--speed", "--json"]);
     if let Some(table) = &setting.table {
         cmd.arg("--table").arg(table);
     }
@@ -330,15 +342,13 @@ fn announce_speed(c: &RunConfig) -> Result<(), String> {
 /// records the check in best.json beside its prediction (nominal and now). Skipped where the
 /// latency is another device's or the surrogate's own model: timing this machine says nothing
 /// about either. A failed check is a warning: the run itself is done.
-fn stopwatch(dir: &Path, setting: &LatencySetting, surrogate_model: bool) -> Result<(), String> {
+fn stopwatch(dir: &Path, setting: &LatencySetting, times_this_machine: bool) -> Result<(), String> {
     let best = dir.join("best.json");
-    if !best.is_file() || surrogate_model || setting.device_table().is_ok_and(|d| d.is_some()) {
+    if !best.is_file() || !times_this_machine {
         return Ok(());
     }
-    let nas = std::env::current_exe().map_err(|e| format!("locating the nas binary: {e}"))?;
-    let mut cmd = std::process::Command::new(nas);
-    cmd.arg("latency").arg("--arch").arg(&best).args(["--json", "--repeats", "10"]);
-    cmd.args(["--threads", &setting.threads.to_string(), "--resolution", &setting.resolution.to_string()]);
+    let mut cmd = latency_child(setting)?;
+    cmd.arg("--arch").arg(&best).args(["--json", "--repeats", "10"]);
     match setting.method {
         LatencyMethod::Measure => cmd.arg("--measure"),
         LatencyMethod::Predict => {
@@ -396,8 +406,7 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
     warn_if_unreachable(&config, &space, &latency)?;
     let scale_up_hint = scale_up_hint(&config.data);
     announce_speed(&config)?;
-    let surrogate_model = config.evaluator == EvaluatorKind::Surrogate && config.proxy.latency.table.is_none();
-    let latency_setting = config.proxy.latency.clone();
+    let (latency_setting, times_this_machine) = (config.proxy.latency.clone(), times_this_machine(&config));
     let mut runner = match &args.resume {
         Some(dir) => Runner::resume(dir, config, space, pool)?,
         None => {
@@ -426,7 +435,7 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
         _ => "no trial finished".into(),
     };
     eprintln!("nas search: {} trials ({} failed, {} cached), {best}", s.trials, s.failed + s.invalid, s.cached);
-    if let Err(e) = stopwatch(runner.dir(), &latency_setting, surrogate_model) {
+    if let Err(e) = stopwatch(runner.dir(), &latency_setting, times_this_machine) {
         eprintln!("nas: warning: {e}");
     }
     let dir = runner.dir().display().to_string();
