@@ -21,6 +21,7 @@ pub(crate) struct DisjointSlice<'a, T> {
 // SAFETY: a shared `DisjointSlice` only gives out disjoint `&mut` parts (the type's contract),
 // so sharing it moves elements between threads, as sending a `&mut [T]` would.
 unsafe impl<T: Send> Send for DisjointSlice<'_, T> {}
+// SAFETY: as for `Send`: through a shared reference each worker reaches only its own elements.
 unsafe impl<T: Send> Sync for DisjointSlice<'_, T> {}
 
 impl<'a, T> DisjointSlice<'a, T> {
