@@ -95,6 +95,11 @@ mod avx2 {
     /// Eight lanes at a time; a row's last `width % 8` elements go through a masked load
     /// (zeros in the other lanes) and a masked store, so every element gets the same
     /// arithmetic. Each block is loaded before it is stored, so `src` may be `dst`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA. Row `r` of `src` (`width` elements from `src.0 + r * src.1`)
+    /// is valid for reads and row `r` of `dst` for writes, for every `r < rows`; the two are
+    /// the same or disjoint.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn swish(src: (*const f32, usize), dst: (*mut f32, usize), width: usize, rows: usize, bias: f32) {
         let b = _mm256_set1_ps(bias);
@@ -115,6 +120,10 @@ mod avx2 {
 
     /// `z * sigmoid(z) = z / (1 + exp(-z))`, with `exp` as in `cpu::exp_neg_f32` (the same
     /// clamp, range reduction and polynomial) in fused multiply-adds.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA: call it only from a function compiled for them (`swish`
+    /// above), into which it inlines.
     #[inline(always)]
     unsafe fn swish8(z: __m256) -> __m256 {
         let ps = _mm256_set1_ps;

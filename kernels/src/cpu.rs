@@ -172,6 +172,8 @@ pub(crate) fn min_planes(plane: usize) -> usize {
 pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        /// # Safety
+        /// The CPU has AVX2 and FMA.
         #[target_feature(enable = "avx2,fma")]
         unsafe fn run<R>(f: impl FnOnce() -> R) -> R {
             f()
