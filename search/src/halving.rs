@@ -142,13 +142,14 @@ impl Fidelity {
     }
 }
 
-/// The candidates of one rung that go on to the next: the best floor(n/eta) of the n by reward,
-/// ties to the lower trial id; a candidate without a score (failed, invalid) counts in n but is
-/// never promoted. Returned in trial-id order.
+/// The candidates of one rung that go on to the next: the best floor(n/eta) of the n by reward
+/// (a NaN below every number, see [`rank`](crate::reward::rank)), ties to the lower trial id; a
+/// candidate without a score (failed, invalid) counts in n but is never promoted. Returned in
+/// trial-id order.
 pub fn promote(scores: &[(u64, Option<f64>)], eta: usize) -> Vec<u64> {
     let keep = scores.len() / eta.max(1);
     let mut ranked: Vec<(u64, f64)> = scores.iter().filter_map(|&(id, s)| s.map(|s| (id, s))).collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.sort_by(|a, b| crate::reward::rank(b.1, a.1).then(a.0.cmp(&b.0)));
     let mut promoted: Vec<u64> = ranked.into_iter().take(keep).map(|(id, _)| id).collect();
     promoted.sort_unstable();
     promoted
@@ -171,6 +172,13 @@ mod tests {
         let mut reversed = scores.clone();
         reversed.reverse();
         assert_eq!(promote(&reversed, 3), promote(&scores, 3), "the input order does not matter");
+    }
+
+    #[test]
+    fn a_nan_score_is_promoted_after_every_number() {
+        let scores = [(1, Some(f64::NAN)), (2, Some(0.1)), (3, Some(-f64::NAN)), (4, None)];
+        assert_eq!(promote(&scores, 4), vec![2], "total_cmp alone puts +NaN above 0.1");
+        assert_eq!(promote(&scores, 2), vec![1, 2]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::reward::Reward;
+use crate::reward::{rank, Reward};
 use crate::setup::ValueKind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,14 +187,15 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
 /// The trial a search returns: among evaluated trials at the highest rung (a score after less
 /// training never beats one after more), those that meet the reward's target first, as
 /// constrained optimisers (Optuna's `constraints_func`) rank feasible above infeasible; then the
-/// highest reward; earliest id on ties. A soft reward can rate a network over the target above
-/// every one within it; the user asked for the target, so that network is returned only when no
-/// trial meets it.
+/// highest reward (a NaN reward lowest, see [`rank`]); earliest id on ties. A soft reward can
+/// rate a network over the target above every one within it; the user asked for the target, so
+/// that network is returned only when no trial meets it.
 pub fn best<'a>(records: &'a [TrialRecord], reward: &Reward) -> Option<&'a TrialRecord> {
-    let key = |r: &TrialRecord| (r.rung, meets_target(r, reward), r.reward);
+    let key = |r: &TrialRecord| (r.rung, meets_target(r, reward));
+    let at_least = |b: &TrialRecord, r: &TrialRecord| key(b).cmp(&key(r)).then(rank(b.reward, r.reward)).is_ge();
     records.iter().filter(|r| r.evaluation.is_some() && r.arch.is_some()).fold(None, |best: Option<&TrialRecord>, r| {
         match best {
-            Some(b) if key(b) >= key(r) => Some(b),
+            Some(b) if at_least(b, r) => Some(b),
             _ => Some(r),
         }
     })
@@ -206,20 +207,24 @@ pub fn meets_target(r: &TrialRecord, reward: &Reward) -> bool {
 }
 
 /// Evaluated, uncached trials not dominated in (higher score, lower latency), by latency; only
-/// those at the highest rung evaluated, so that scores after equal training compete.
+/// those at the highest rung evaluated, so that scores after equal training compete. A NaN
+/// score or latency counts as the worst (see [`rank`]).
 pub fn pareto(records: &[TrialRecord]) -> Vec<&TrialRecord> {
     let evaluated = || records.iter().filter(|r| r.status == Status::Ok && r.evaluation.is_some());
     let top = evaluated().map(|r| r.rung).max().unwrap_or(0);
     let done: Vec<&TrialRecord> = evaluated().filter(|r| r.rung == top).collect();
+    // Higher is better in both: latency ranks negated.
+    let point = |r: &TrialRecord| (r.score().unwrap(), -r.latency_ms().unwrap());
     let dominated = |r: &TrialRecord| {
-        let (a, l) = (r.score().unwrap(), r.latency_ms().unwrap());
+        let (a, l) = point(r);
         done.iter().any(|o| {
-            let (oa, ol) = (o.score().unwrap(), o.latency_ms().unwrap());
-            oa >= a && ol <= l && (oa > a || ol < l)
+            let (oa, ol) = point(o);
+            let (score, speed) = (rank(oa, a), rank(ol, l));
+            score.is_ge() && speed.is_ge() && (score.is_gt() || speed.is_gt())
         })
     };
     let mut front: Vec<&TrialRecord> = done.iter().copied().filter(|r| !dominated(r)).collect();
-    front.sort_by(|a, b| a.latency_ms().partial_cmp(&b.latency_ms()).unwrap().then(a.id.cmp(&b.id)));
+    front.sort_by(|a, b| rank(point(b).1, point(a).1).then(a.id.cmp(&b.id)));
     front
 }
 
@@ -386,6 +391,36 @@ mod tests {
         );
         let macs = Reward::hard(crate::reward::Target::Macs(1));
         assert!(meets_target(&records[0], &macs), "a MACs target compares MACs, not latency");
+    }
+
+    #[test]
+    fn a_nan_score_or_latency_ranks_last_and_never_panics() {
+        let e = crate::evaluate::Evaluation {
+            score: 0.5,
+            latency_ms: 4.0,
+            latency_source: "surrogate".into(),
+            macs: 1,
+            params: 1,
+            train_seconds: 0.0,
+            details: Default::default(),
+        };
+        let at = |id, score: f64, latency_ms| TrialRecord {
+            id,
+            reward: score,
+            arch: Some(space::presets::mixnet_s()),
+            evaluation: Some(crate::evaluate::Evaluation { score, latency_ms, ..e.clone() }),
+            ..record(Status::Ok, None, None)
+        };
+        let within = hard_at(10.0);
+        // NaN compares false both ways, so before `rank` a later NaN replaced the best so far.
+        let records = [at(0, 0.4, 5.0), at(1, f64::NAN, 5.0), at(2, 0.3, 2.0)];
+        assert_eq!(best(&records, &within).map(|r| r.id), Some(0));
+        assert_eq!(best(&records[1..2], &within).map(|r| r.id), Some(1), "alone, it is still the only one");
+        let front: Vec<u64> = pareto(&records).iter().map(|r| r.id).collect();
+        assert_eq!(front, vec![2, 0], "trial 0 dominates the NaN score at equal latency");
+        let slow = [at(0, 0.4, f64::NAN), at(1, 0.4, 3.0), at(2, 0.9, f64::NAN)];
+        let front: Vec<u64> = pareto(&slow).iter().map(|r| r.id).collect();
+        assert_eq!(front, vec![1, 2], "a NaN latency is the slowest");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! accuracy for equal reward. Hard constraint (`alpha = 0, beta = -1`): free below the target,
 //! steeply penalised above it.
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
@@ -139,6 +140,12 @@ impl Reward {
     }
 }
 
+/// Orders two scores or rewards, higher better, with NaN below every number: a NaN ranks
+/// worst (the same way every time) instead of winning a comparison or panicking a sort.
+pub fn rank(a: f64, b: f64) -> Ordering {
+    b.is_nan().cmp(&a.is_nan()).then(a.total_cmp(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +188,16 @@ mod tests {
         for (a, c) in [(f64::NAN, 10.0), (0.5, f64::NAN), (0.5, 0.0), (0.5, f64::INFINITY), (-1.0, 3.0)] {
             assert_eq!(r.score(a, c), 0.0);
         }
+    }
+
+    #[test]
+    fn nan_ranks_below_every_number() {
+        let mut v = [0.5, f64::NAN, f64::NEG_INFINITY, -f64::NAN, 0.9, f64::INFINITY];
+        v.sort_by(|a, b| rank(*b, *a));
+        assert_eq!(v[..4], [f64::INFINITY, 0.9, 0.5, f64::NEG_INFINITY]);
+        assert!(v[4..].iter().all(|x| x.is_nan()));
+        assert_eq!(rank(f64::NAN, f64::NEG_INFINITY), Ordering::Less);
+        assert_eq!(rank(0.3, f64::NAN), Ordering::Greater);
     }
 
     #[test]

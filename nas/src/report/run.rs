@@ -59,7 +59,7 @@ impl RunFolder {
     /// The `n` highest-reward evaluated trials, highest rung first (earliest id first on ties).
     pub fn top(&self, n: usize) -> Vec<&TrialRecord> {
         let mut all = self.evaluated();
-        all.sort_by(|a, b| b.rung.cmp(&a.rung).then(b.reward.total_cmp(&a.reward)).then(a.id.cmp(&b.id)));
+        all.sort_by(|a, b| b.rung.cmp(&a.rung).then(search::reward::rank(b.reward, a.reward)).then(a.id.cmp(&b.id)));
         all.truncate(n);
         all
     }

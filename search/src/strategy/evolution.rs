@@ -44,7 +44,7 @@ impl Evolution {
         let mut parent: Option<&Observation> = None;
         for _ in 0..self.config.sample_size {
             let member = &self.population[self.rng.below_by_modulo(self.population.len())];
-            if !matches!(parent, Some(p) if p.reward >= member.reward) {
+            if !matches!(parent, Some(p) if crate::reward::rank(p.reward, member.reward).is_ge()) {
                 parent = Some(member);
             }
         }
