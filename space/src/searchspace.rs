@@ -64,6 +64,8 @@ pub struct SearchSpace {
     /// Read-only by convention: decode relies on them matching the rows.
     pub decisions: Vec<Decision>,
     pub name: String,
+    /// What the space is, in the file's words (`nas space` shows it).
+    pub description: Option<String>,
     /// The file it came from, for messages.
     pub source: String,
     /// The document as read, so that what was built on the space can carry it (a supernet
@@ -324,7 +326,8 @@ impl SearchSpace {
         }
         let resolution = file.resolution;
         let text = String::from_utf8_lossy(bytes).into_owned();
-        Ok(SearchSpace { decisions, name, source: source.to_string(), text, base: file.base, resolution, rows, slots })
+        let (source, description) = (source.to_string(), file.description);
+        Ok(SearchSpace { decisions, name, description, source, text, base: file.base, resolution, rows, slots })
     }
 
     /// The same space decoding to `classes` outputs (for proxy data sets).
@@ -524,12 +527,9 @@ mod file {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub(super) struct SpaceFile {
-        #[allow(dead_code)] // checked before deserialising
-        pub format: String,
         #[serde(default)]
         pub name: Option<String>,
         #[serde(default)]
-        #[allow(dead_code)] // for people reading the file
         pub description: Option<String>,
         pub base: Base,
         /// Defaults for the lists a row leaves out.
@@ -582,10 +582,12 @@ mod file {
         }
     }
 
+    /// Checks the `format` first, so a newer file fails on its version rather than on a field
+    /// this version does not know; the version is then taken off, as nothing else reads it.
     pub(super) fn read(bytes: &[u8], source: &str) -> Result<SpaceFile, ArchError> {
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| error(source, "", format!("not valid JSON: {e}")))?;
-        match value.get("format") {
+        match value.as_object_mut().and_then(|file| file.remove("format")) {
             None => return Err(error(source, "", format!("missing field `format` (expected \"{SPACE_FORMAT}\")"))),
             Some(serde_json::Value::String(s)) if s == SPACE_FORMAT => {}
             Some(other) => {
@@ -895,6 +897,11 @@ mod tests {
     #[test]
     fn default_space_shape_and_size() {
         let space = SearchSpace::default_space();
+        assert!(
+            space.description.as_deref().is_some_and(|d| d.starts_with("MnasNet-style")),
+            "{:?}",
+            space.description
+        );
         assert_eq!(space.rows().len(), 11);
         assert_eq!(space.decisions.len(), 72);
         let names: Vec<&str> = space.decisions.iter().map(|d| d.name.as_str()).collect();

@@ -41,6 +41,7 @@ fn describe(space: &SearchSpace, json: bool) -> String {
     if json {
         let v = serde_json::json!({
             "name": space.name,
+            "description": space.description,
             "source": space.source,
             "rows": space.rows(),
             "num_decisions": space.decisions.len(),
@@ -63,6 +64,9 @@ fn describe(space: &SearchSpace, json: bool) -> String {
         space.rows().len(),
         space.decisions.len(),
     );
+    if let Some(line) = &space.description {
+        out += &format!("{line}\n");
+    }
     for (i, row) in space.rows().iter().enumerate() {
         out += &format!("row{}  {}->{} stride {}\n", i + 1, row.in_ch(), row.out(), row.stride());
         let prefix = format!("row{}.", i + 1);
