@@ -2,6 +2,7 @@
 //! data, training, latency measurement and tables, ONNX export and timm import. The kernels it
 //! runs on are the `kernels` crate's.
 
+pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod latency;

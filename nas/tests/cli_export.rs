@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use evaluator::checkpoint::save_tensors;
 use evaluator::export::ort;
 use evaluator::model::{adapt_for_resolution, MixNet};
-use evaluator::train::checkpoint::save_tensors;
 use evaluator::train::run_dir::{save, CheckpointRecord, CHECKPOINT_FORMAT};
 use rand::SeedableRng;
 

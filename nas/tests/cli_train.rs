@@ -11,8 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Tensor};
+use evaluator::checkpoint::{load_tensors, save_tensors};
 use evaluator::data::{resize_image, Interp, Resize, Shape};
-use evaluator::train::checkpoint::{load_tensors, save_tensors};
 use evaluator::train::run_dir::{Checkpoint, Metrics};
 
 use testkit::bytes::noise;

@@ -164,7 +164,7 @@ pub fn write_or_check<T: Serialize>(path: &Path, value: &T) -> Result<(), String
 /// Writes a file so that readers see the old or the new content, never a mix (temp file,
 /// fsync, rename, fsync of the folder); the error is one line naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    evaluator::train::checkpoint::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    evaluator::checkpoint::write_atomic(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Reads and parses a JSON file; the error is one line naming the file.

@@ -26,7 +26,7 @@ pub const OUTPUT: &str = "logits";
 /// atomically: a failure leaves no file behind.
 pub fn write(net: &MixNet, resolution: usize, path: &Path) -> Result<()> {
     let bytes = export(net, resolution)?;
-    crate::train::checkpoint::write_atomic(path, &bytes)
+    crate::checkpoint::write_atomic(path, &bytes)
         .map_err(|e| candle_core::Error::Msg(format!("{}: {e}", path.display())))
 }
 

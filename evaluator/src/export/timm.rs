@@ -10,7 +10,7 @@ use candle_core::{Error, Result, Tensor};
 use space::timm::TimmArch;
 use space::Arch;
 
-use crate::train::checkpoint::safetensors_bytes;
+use crate::checkpoint::safetensors_bytes;
 
 /// The `model.py` written beside `arch_def.json`.
 pub const MODEL_PY: &str = include_str!("timm_model.py");
@@ -89,7 +89,7 @@ mod tests {
         assert!(theirs.iter().any(|(n, _)| n == "blocks.5.2.conv_dw.3.weight"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("timm.safetensors");
-        crate::train::checkpoint::save_tensors(&path, &theirs, None).unwrap();
+        crate::checkpoint::save_tensors(&path, &theirs, None).unwrap();
         let back = crate::timm::load_timm(&path, &arch).unwrap();
         for (name, t) in &ours {
             assert_eq!(testkit::float::max_abs_diff(t, &back[name]), 0.0, "{name}");

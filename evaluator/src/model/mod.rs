@@ -306,7 +306,7 @@ impl MixNet {
     /// must be present with its exact shape; the first mismatch names the tensor.
     pub fn load_named(&self, tensors: &std::collections::HashMap<String, Tensor>) -> Result<()> {
         let expected: Vec<_> = self.params.iter().map(|n| (n.name.clone(), n.var.dims().to_vec())).collect();
-        crate::train::checkpoint::check_shapes(&expected, tensors)?;
+        crate::checkpoint::check_shapes(&expected, tensors)?;
         for n in &self.params {
             params::assign(&n.var, &tensors[&n.name], &n.name)?;
         }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use space::SearchSpace;
 
 use super::SuperNet;
-use crate::train::checkpoint::{check_shapes, load_tensors, save_tensors, write_atomic};
+use crate::checkpoint::{check_shapes, load_tensors, save_tensors, write_atomic};
 use crate::train::loss::{cross_entropy, top1_correct};
 use crate::train::optim::{Optimizer, OptimizerConfig, OptimizerState, SgdConfig};
 use crate::train::prepared::{DataRecord, PreparedData};

@@ -1,10 +1,9 @@
 //! Training: the model-independent pieces (optimisers, learning-rate schedules, the loss, a
-//! weight EMA, atomic checkpoint I/O), the data a run is prepared on ([`prepared`]), full
+//! weight EMA; checkpoints are read and written through [`crate::checkpoint`]), the data a run is prepared on ([`prepared`]), full
 //! training into a run directory ([`run_dir`]) and the proxy training that scores a search
 //! candidate ([`proxy`]). Parameters are always `(name, Var)` pairs so that optimiser state, EMA
 //! shadows and checkpoints share the model's key space.
 
-pub mod checkpoint;
 pub mod ema;
 pub mod init;
 pub mod loss;

@@ -468,8 +468,8 @@ pub(crate) fn read_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> 
 
 #[cfg(test)]
 mod tests {
-    use super::super::checkpoint::{load_tensors, save_tensors};
     use super::*;
+    use crate::checkpoint::{load_tensors, save_tensors};
     use testkit::float::assert_abs_close;
 
     fn var(dims: &[usize], v: f32) -> Var {

@@ -14,10 +14,10 @@ use candle_core::{Device, Error, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use space::Arch;
 
-use super::checkpoint::{load_tensors, save_tensors, write_atomic};
 use super::optim::OptimizerState;
 use super::prepared::{DataRecord, PreparedData};
 use super::trainer::{epoch_lines, progress_bar, EpochMetrics, TrainConfig, Trainer};
+use crate::checkpoint::{load_tensors, save_tensors, write_atomic};
 use crate::model::MixNet;
 
 pub const CHECKPOINT_FORMAT: &str = "mixnas.checkpoint/1";

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use clap::Args;
+use evaluator::checkpoint::{load_tensors, save_tensors};
 use evaluator::data::{resize_image, Interp, Resize, Shape};
-use evaluator::train::checkpoint::{load_tensors, save_tensors};
 use evaluator::train::run_dir::{save, Checkpoint, CheckpointRecord, CHECKPOINT_FORMAT};
 
 /// Imports timm MixNet weights (.safetensors in timm's names) as a mixnas checkpoint.
