@@ -3,8 +3,10 @@
 
 1. A busy loop holds one core (pinned with taskset) while `nas latency --build-table` begins a
    fresh table; the table file's first saved version (the nominal it was begun with) is kept.
-2. The busy loop stops. For each preset, `nas latency --predict` (nominal and now) and right after
-   `nas latency --measure` (the stopwatch: the raw median of timed forwards).
+2. The busy loop stops. For each preset, `nas latency --predict` (nominal and now), right after
+   `nas latency --measure` (the stopwatch: the raw median of timed forwards), and then a second
+   `--measure`: how often two stopwatch readings a second apart agree within +-10% bounds what
+   any prediction can do on this machine. The presets are gone through `--rounds` times.
 3. `nas latency --validate` on N sampled networks, idle.
 
 "Before" (main's behaviour: every table time at the speed the reference read when the table was
@@ -85,6 +87,17 @@ def run(log, args, what):
     return json.loads(out.stdout)
 
 
+def presets_round(log, nas, res, table):
+    """Each preset predicted, then timed twice (the stopwatch and its repeat)."""
+    out = {}
+    for p in PRESETS:
+        pr = run(log, [nas, "latency", "--arch", p, "--predict", "--resolution", res, "--table", table, "--json"], p)
+        measure = [nas, "latency", "--arch", p, "--measure", "--resolution", res, "--json"]
+        me, again = run(log, measure, p), run(log, measure, p)
+        out[p] = {"predict": pr, "measure": me, "measure_again": again}
+    return out
+
+
 def keep_first_version(path, stop, found):
     """Polls the table file until it first holds a nominal; keeps that version."""
     while not stop.is_set():
@@ -129,6 +142,7 @@ def main():
     ap.add_argument("--samples", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--settle", type=float, default=10.0, help="seconds idle before checking")
+    ap.add_argument("--rounds", type=int, default=3, help="passes over the presets")
     a = ap.parse_args()
     nas, res = os.path.abspath(a.nas), str(a.resolution)
     log = Log()
@@ -147,11 +161,7 @@ def main():
         raw["begun_reference_ms"], raw["first_readings"] = begun, readings
         time.sleep(a.settle)
         log(f"# idle for {a.settle:.0f}s; load: {loadavg()}")
-        raw["presets"] = {}
-        for p in PRESETS:
-            pr = run(log, [nas, "latency", "--arch", p, "--predict", "--resolution", res, "--table", table, "--json"], p)
-            me = run(log, [nas, "latency", "--arch", p, "--measure", "--resolution", res, "--json"], p)
-            raw["presets"][p] = {"predict": pr, "measure": me}
+        raw["rounds"] = [presets_round(log, nas, res, table) for _ in range(a.rounds)]
         v = run(log, [nas, "latency", "--validate", "--resolution", res, "--samples", str(a.samples),
                       "--seed", str(a.seed), "--table", table, "--json"], "validate")
         raw["validate"] = v
@@ -165,21 +175,46 @@ def main():
         f.write("\n".join(log.lines) + "\n")
 
 
+def preset_errors(r, begun):
+    """Relative errors against the first stopwatch median: now, main's prediction, the repeat."""
+    p, m = r["predict"]["predicted"], r["measure"]["measured"]["median_ms"]
+    before = p["nominal_ms"] * begun / p["speed"]["reference_nominal_ms"]
+    return p["now_ms"] / m - 1, before / m - 1, r["measure_again"]["measured"]["median_ms"] / m - 1
+
+
+def presets_hits(presets, begun):
+    """How many presets each of (now, before, repeat) put within +-10%."""
+    errs = [preset_errors(r, begun) for r in presets.values()]
+    return [sum(abs(e[i]) <= 0.10 for e in errs) for i in range(3)]
+
+
+def report_presets(log, presets, begun, title):
+    log()
+    log(f"== presets, {title}: --predict, then a --measure median, then --measure again ==")
+    log(f"{'preset':<12} {'measured':>9} {'now':>8} {'err':>7} {'nominal':>8} {'before':>8} {'err':>7} {'again':>8} {'err':>7} factor")
+    for name, r in presets.items():
+        p, m = r["predict"]["predicted"], r["measure"]["measured"]["median_ms"]
+        e_now, e_before, e_again = preset_errors(r, begun)
+        before = p["nominal_ms"] * begun / p["speed"]["reference_nominal_ms"]
+        again = r["measure_again"]["measured"]["median_ms"]
+        log(f"{name:<12} {m:9.2f} {p['now_ms']:8.2f} {100 * e_now:+6.1f}% {p['nominal_ms']:8.2f} {before:8.2f} "
+            f"{100 * e_before:+6.1f}% {again:8.2f} {100 * e_again:+6.1f}% {p['speed']['factor']:.2f}")
+    h = presets_hits(presets, begun)
+    log(f"within +-10% of the measured median: now {h[0]} of {len(presets)} (goal >= 4), before (main) {h[1]}, "
+        f"the repeated --measure {h[2]}")
+
+
 def report(log, raw, begun):
     log()
-    log("== presets: --predict right before a --measure median ==")
-    log(f"{'preset':<12} {'measured':>9} {'now':>8} {'err':>7} {'nominal':>8} {'before':>8} {'err':>7} factor")
-    hits_now = hits_before = 0
-    for name, r in raw["presets"].items():
-        p, m = r["predict"]["predicted"], r["measure"]["measured"]["median_ms"]
-        before = p["nominal_ms"] * begun / p["speed"]["reference_nominal_ms"]
-        e_now, e_before = p["now_ms"] / m - 1, before / m - 1
-        hits_now += abs(e_now) <= 0.10
-        hits_before += abs(e_before) <= 0.10
-        log(f"{name:<12} {m:9.2f} {p['now_ms']:8.2f} {100 * e_now:+6.1f}% {p['nominal_ms']:8.2f} {before:8.2f} "
-            f"{100 * e_before:+6.1f}% {p['speed']['factor']:.2f}")
-    n = len(raw["presets"])
-    log(f"now within +-10% of the measured median: {hits_now} of {n} (goal >= 4); before (main): {hits_before} of {n}")
+    for i, presets in enumerate(raw["rounds"], 1):
+        report_presets(log, presets, begun, f"round {i} of {len(raw['rounds'])}")
+    hits = [presets_hits(r, begun) for r in raw["rounds"]]
+    counts = [len(r) for r in raw["rounds"]]
+    log()
+    log("== presets over all rounds: within +-10% of the first --measure median, per round ==")
+    for name, col in [("now", 0), ("before (main)", 1), ("the repeated --measure", 2)]:
+        per = [h[col] for h in hits]
+        log(f"{name:<24} {' '.join(f'{h}/{n}' for h, n in zip(per, counts))}  total {sum(per)} of {sum(counts)}")
     v = raw["validate"]
     s = v["samples"]
     before = [x["predicted_ms"] * begun / v["nominal_reference_ms"] for x in s]
