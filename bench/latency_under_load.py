@@ -87,12 +87,12 @@ def run(log, args, what):
     return json.loads(out.stdout)
 
 
-def presets_round(log, nas, res, table):
+def presets_round(log, nas, res, table, repeats):
     """Each preset predicted, then timed twice (the stopwatch and its repeat)."""
     out = {}
     for p in PRESETS:
         pr = run(log, [nas, "latency", "--arch", p, "--predict", "--resolution", res, "--table", table, "--json"], p)
-        measure = [nas, "latency", "--arch", p, "--measure", "--resolution", res, "--json"]
+        measure = [nas, "latency", "--arch", p, "--measure", "--resolution", res, "--repeats", str(repeats), "--json"]
         me, again = run(log, measure, p), run(log, measure, p)
         out[p] = {"predict": pr, "measure": me, "measure_again": again}
     return out
@@ -143,13 +143,15 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--settle", type=float, default=10.0, help="seconds idle before checking")
     ap.add_argument("--rounds", type=int, default=3, help="passes over the presets")
+    ap.add_argument("--repeats", type=int, default=15, help="timed forwards per --measure (nas latency --repeats)")
     a = ap.parse_args()
     nas, res = os.path.abspath(a.nas), str(a.resolution)
     log = Log()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     log(f"# bench/latency_under_load.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}")
     log(f"# machine: {cpu_model()}, {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}")
-    log(f"# settings: {a.resolution} px, batch 1, 1 thread, {a.samples} validation samples (seed {a.seed})")
+    log(f"# settings: {a.resolution} px, batch 1, 1 thread, {a.samples} validation samples (seed {a.seed}), "
+        f"{a.rounds} rounds over the presets, --measure --repeats {a.repeats}")
     log(f"# load before: {loadavg()}")
     raw = {"commit": commit, "cpu": cpu_model(), "resolution": a.resolution}
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +163,8 @@ def main():
         raw["begun_reference_ms"], raw["first_readings"] = begun, readings
         time.sleep(a.settle)
         log(f"# idle for {a.settle:.0f}s; load: {loadavg()}")
-        raw["rounds"] = [presets_round(log, nas, res, table) for _ in range(a.rounds)]
+        raw["repeats"] = a.repeats
+        raw["rounds"] = [presets_round(log, nas, res, table, a.repeats) for _ in range(a.rounds)]
         v = run(log, [nas, "latency", "--validate", "--resolution", res, "--samples", str(a.samples),
                       "--seed", str(a.seed), "--table", table, "--json"], "validate")
         raw["validate"] = v
