@@ -359,12 +359,16 @@ def summary(out, figs, ceiling, meta, ks, reach):
         per = " ".join(str(r) if r is not None else "-" for r in f["reach"])
         lines.append(f"| {s} | {med} | {len(got)} of {len(f['reach'])} | {per} |")
     lines += ["", "Distinct networks evaluated among the first k scored trials (the rest are re-proposals), and"
-              " failed trials (codes without a score) proposed on the way, mean [min, max] over seeds:", "",
+              " failed trials (proposals of codes the table lacks, repeats included) on the way, mean [min, max] over seeds:", "",
               "| strategy | " + " | ".join(f"distinct, k = {k}" for k in ks) + " | "
               + " | ".join(f"failed, k = {k}" for k in ks) + " |", "|---" * (2 * len(ks) + 1) + "|"]
     for s, f in S.items():
         lines.append(f"| {s} | " + " | ".join(cell(f["k"][k]["distinct"], digits=1) for k in ks) + " | "
                      + " | ".join(cell(f["k"][k]["failed"], digits=1) for k in ks) + " |")
+    if any((f["k"][kmax]["failed"] or {}).get("high") for f in S.values()):
+        lines += ["", "Failed trials are outside the budget here, but each strategy still observes them with reward 0"
+                  " (the controller learns from them; evolution's population holds them), so on a partial table the"
+                  " comparison still depends on which codes the table holds."]
     missing = {s: {k: f["k"][k]["no_trial_meeting_target"] for k in ks} for s, f in S.items()}
     if any(v for m in missing.values() for v in m.values()):
         lines += ["", f"Runs with no scored trial meeting the target yet (left out of the means): {missing}"]
