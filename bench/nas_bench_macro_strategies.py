@@ -25,11 +25,14 @@ trial's latency and the ceiling are one set of numbers. Writes under OUT:
                     strategy.json and started.jsonl are gzipped (gunzip them to resume it)
   curves.json       per run, per scored trial k: best score meeting the target, distinct networks
   summary.md        per strategy and k: mean and 95% interval, the paired difference from random,
-                    trials to reach random's reference mean, distinct networks, failed trials
+                    trials to reach random's reference mean, distinct networks, failed trials;
+                    with --judge, the judge table's value of each run's best code (on a NASWOT
+                    landscape, the dev half's accuracy of what a search on the score finds)
 
 Usage (from the repository root):
   bench/nas_bench_macro_strategies.py NAS_BINARY [--out DIR] [--table FILE[:FIELD]]
-      [--reward hard|soft] [--seeds 10] [--trials 100,300,1000] [--reach 300] [--max-seconds S]
+      [--judge FILE[:FIELD]] [--reward hard|soft] [--seeds 10] [--trials 100,300,1000] [--reach 300]
+      [--max-seconds S]
 With --max-seconds it stops starting searches after S seconds and exits 3 if runs are left; run
 it again to continue (finished runs are kept, an interrupted one is resumed).
 """
@@ -217,7 +220,8 @@ def search(nas, run, spec, strategy, seed, target, reward, wanted):
 def curve(run, landscape, lat, target, wanted):
     """Per scored trial k = 1..wanted: the best landscape score among scored trials meeting the
     target (None before the first), distinct networks evaluated, failed trials so far."""
-    best, out, distinct, failed = None, {"best": [], "distinct": [], "failed": []}, 0, 0
+    best, out, distinct, failed = None, {"best": [], "best_code": [], "distinct": [], "failed": []}, 0, 0
+    best_code = None
     mismatched = 0
     for t in read_trials(run):
         if len(out["best"]) == wanted:
@@ -232,8 +236,9 @@ def curve(run, landscape, lat, target, wanted):
         mismatched += abs(e["latency_ms"] - lat["ms"][code]) > 1e-9
         distinct += t["status"] == "ok"
         if e["latency_ms"] <= target and (best is None or landscape[code] > best):
-            best = landscape[code]
+            best, best_code = landscape[code], code
         out["best"].append(best)
+        out["best_code"].append(best_code)
         out["distinct"].append(distinct)
         out["failed"].append(failed)
     out["latency_mismatches"] = mismatched
@@ -294,8 +299,9 @@ def first_reach(best, level):
     return next((k + 1 for k, b in enumerate(best) if b is not None and b >= level), None)
 
 
-def figures(curves, strategies, ks, reach):
-    """Per strategy and k: the summary numbers (see the module doc)."""
+def figures(curves, strategies, ks, reach, judge=None):
+    """Per strategy and k: the summary numbers (see the module doc); with `judge` (code to value),
+    also the judge's value of each run's best code, where it holds one."""
     by = {s: {c["seed"]: c for c in curves.values() if c["strategy"] == s} for s in strategies}
     seeds = sorted(set.intersection(*(set(v) for v in by.values())))
     at = lambda s, k: [by[s][seed]["best"][k - 1] if len(by[s][seed]["best"]) >= k else None for seed in seeds]
@@ -313,6 +319,9 @@ def figures(curves, strategies, ks, reach):
                 "failed": spread([by[s][seed]["failed"][k - 1] for seed in seeds if len(by[s][seed]["failed"]) >= k]),
                 "no_trial_meeting_target": sum(v is None for v in mine),
             }
+            if judge is not None:
+                codes = [by[s][seed]["best_code"][k - 1] if len(by[s][seed]["best_code"]) >= k else None for seed in seeds]
+                rows[k]["judged"] = interval([judge.get(c) for c in codes])
         reached = [first_reach(by[s][seed]["best"], ref["mean"]) if ref else None for seed in seeds]
         table[s] = {"k": rows, "reach": reached}
     return {"seeds": seeds, "reference": ref, "strategies": table}
@@ -349,6 +358,13 @@ def summary(out, figs, ceiling, meta, ks, reach):
     for s, f in S.items():
         if s != "random":
             lines.append(f"| {s} | " + " | ".join(cell(f["k"][k]["diff_vs_random"], signed=True) for k in ks) + " |")
+    if meta.get("judge"):
+        lines += ["", f"The best trials judged by {meta['judge']}: its value for the code of the best trial meeting the"
+                  " target after k scored trials (over the seeds whose code it holds; n of them):", "",
+                  "| strategy | " + " | ".join(f"k = {k}" for k in ks) + " |", "|---" * (len(ks) + 1) + "|"]
+        for s, f in S.items():
+            judged = [f["k"][k]["judged"] for k in ks]
+            lines.append(f"| {s} | " + " | ".join(f"{cell(j)} (n = {j['n']})" if j else "n/a (under 2 judged)" for j in judged) + " |")
     ref = figs["reference"]
     lines += ["", f"Scored trials to reach random's {reach}-trial mean ({ref['mean']:.2f}), per seed"
               f" (- where not within {kmax}):", "", "| strategy | median | reached | per seed |", "|---|---|---|---|"]
@@ -389,6 +405,7 @@ def arguments():
     p.add_argument("nas")
     p.add_argument("--out", default="results/nas-bench-macro-strategies")
     p.add_argument("--table", default=TRUTH, help="landscape as FILE[:FIELD] (default: the dev half, mean_acc)")
+    p.add_argument("--judge", help="also judge each run's best code by this table, FILE[:FIELD] (e.g. the dev half on a NASWOT landscape)")
     p.add_argument("--reward", default="hard", choices=["hard", "soft"])
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--trials", default="100,300,1000", help="checkpoints k in scored trials; one run reaches the largest")
@@ -412,6 +429,7 @@ def main():
     nas, out = os.path.abspath(a.nas), Path(a.out)
     file, field = table_spec(a.table)
     landscape = load_landscape(file, field)
+    judge = load_landscape(*table_spec(a.judge)) if a.judge else None
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "machine.json").exists():
         machine(nas, out, {"table": file, "field": field, "reward": a.reward})
@@ -435,13 +453,13 @@ def main():
     meeting = sorted(((v, c) for c, v in landscape.items() if lat["ms"][c] <= target), reverse=True)
     ceiling = {"best": meeting[0][0], "best_code": meeting[0][1], "median": statistics.median(v for v, _ in meeting),
                "meeting": len(meeting), "held": len(landscape)}
-    figs = figures(curves, a.strategies, a.ks, a.reach)
+    figs = figures(curves, a.strategies, a.ks, a.reach, judge)
     write_atomic(out / "curves.json", json.dumps({"target_ms": target, "table": file, "field": field, "ks": a.ks,
                                                    "ceiling": ceiling, "gave_up": gave_up, "figures": figs,
                                                    "curves": curves}) + "\n")
     meta = json.loads((out / "machine.json").read_text())
     slices = [json.loads(l) for l in (out / "slices.jsonl").read_text().splitlines()]
-    meta |= {"target_ms": target, "wall_seconds": sum(s["wall_seconds"] for s in slices), "slices": len(slices),
+    meta |= {"judge": a.judge, "target_ms": target, "wall_seconds": sum(s["wall_seconds"] for s in slices), "slices": len(slices),
              "latency_mismatches": sum(c["latency_mismatches"] for c in curves.values())}
     print("\n".join(summary(out, figs, ceiling, meta, a.ks, a.reach)))
     if gave_up:
