@@ -147,9 +147,12 @@ def table_spec(spec):
 def load_landscape(file, field):
     try:
         table = json.loads(Path(file).read_text())
+    except (OSError, ValueError) as e:
+        sys.exit(f"{file}: cannot read it as JSON ({e})")
+    try:
         return {code: float(entry[field]) for code, entry in table.items()}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        sys.exit(f"{file}: cannot read field {field!r} of every entry ({type(e).__name__}: {e})")
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        sys.exit(f"{file}: every entry needs a number in field {field!r} ({type(e).__name__}: {e})")
 
 
 def read_trials(run):
