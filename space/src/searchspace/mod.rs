@@ -38,7 +38,7 @@ mod file;
 /// The `format` value of a space file.
 pub const SPACE_FORMAT: &str = "mixnas.space/1";
 
-const DEFAULT_SPACE: &str = include_str!("../../configs/space-mixnet.json");
+const DEFAULT_SPACE: &str = include_str!("../../../configs/space-mixnet.json");
 const DEFAULT_SOURCE: &str = "configs/space-mixnet.json (embedded)";
 
 /// Base-36 digits name a point, so a decision may have at most this many options.
