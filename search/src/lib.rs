@@ -8,6 +8,7 @@ pub mod distributed;
 pub mod evaluate;
 pub mod fidelity;
 pub mod halving;
+pub mod landscape;
 pub mod proxy;
 pub mod results;
 pub mod reward;

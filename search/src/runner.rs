@@ -148,7 +148,8 @@ pub struct Runner {
     pub crash_after: Option<usize>,
 }
 
-fn trial_seed(seed: u64, id: u64) -> u64 {
+/// The initialisation seed of trial `id` in a run seeded `seed`.
+pub fn trial_seed(seed: u64, id: u64) -> u64 {
     mix(seed ^ mix(id))
 }
 

@@ -9,6 +9,7 @@ mod infer;
 mod inspect;
 mod latency;
 mod report;
+mod score;
 mod search;
 mod space;
 mod supernet;
@@ -49,6 +50,8 @@ pub enum Command {
     Supernet(supernet::SupernetArgs),
     /// Latency-aware architecture search; writes a run folder with best.json.
     Search(Box<search::SearchArgs>),
+    /// Every point of a small space scored by the search's evaluator, as a table file.
+    Score(score::ScoreArgs),
     /// An HTML report with plots of a search run or a `nas train` folder.
     Report(report::ReportArgs),
     /// Benchmarks matching the PyTorch / ONNX Runtime yardsticks.
@@ -73,6 +76,7 @@ fn exec(command: Command) -> Result<i32, String> {
         Command::Search(a) => search::exec(*a),
         Command::Supernet(a) => supernet::exec(a),
         Command::Fidelity(a) => fidelity::exec(a),
+        Command::Score(a) => score::exec(a),
         Command::Report(a) => report::exec(a),
         Command::Worker(a) => worker::exec(a),
         Command::Experiment(a) => experiment::exec(a),

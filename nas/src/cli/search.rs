@@ -2,16 +2,15 @@
 //! the [`Runner`]. All checks happen before the run folder is created.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Args;
 
 use evaluator::latency::{LatencyMethod, LatencyService, LatencySetting, Machine, SpeedNow, Table};
-use search::evaluate::{LocalPool, TrialEvaluator};
+use search::evaluate::LocalPool;
 use search::halving::Fidelity;
 use search::reward::{LatencyBudget, Reward, Target};
 use search::runner::{RunConfig, Runner};
-use search::setup::EvaluatorKind;
+use search::setup::{BuiltEvaluator, EvaluatorKind};
 use search::strategy::StrategyKind;
 
 #[derive(Args, Debug)]
@@ -237,7 +236,7 @@ fn announce_halving(c: &RunConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
+pub(crate) fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
     let s = ::space::SearchSpace::from_spec(&c.space).map_err(|e| e.to_string())?;
     Ok(match c.classes {
         Some(n) => s.with_classes(n),
@@ -247,7 +246,11 @@ fn load_space(c: &RunConfig) -> Result<::space::SearchSpace, String> {
 
 /// A zero-cost evaluator's scale from a reference sample of the space (kept by the run config,
 /// so a resumed run and remote workers use the recorded one).
-fn calibrate(c: &mut RunConfig, space: &::space::SearchSpace, latency: &LatencyService) -> Result<(), String> {
+pub(crate) fn calibrate(
+    c: &mut RunConfig,
+    space: &::space::SearchSpace,
+    latency: &LatencyService,
+) -> Result<(), String> {
     if !matches!(c.evaluator, EvaluatorKind::Zero(_)) || c.proxy.zero_scale.is_some() {
         return Ok(());
     }
@@ -256,7 +259,8 @@ fn calibrate(c: &mut RunConfig, space: &::space::SearchSpace, latency: &LatencyS
     search::setup::calibrate(&c.evaluator, &c.data, &mut c.proxy, c.seed, latency, &reference)
 }
 
-fn evaluator(c: &RunConfig, latency: &LatencyService) -> Result<Arc<dyn TrialEvaluator>, String> {
+/// The run's evaluator, built as the config says (its description logged).
+pub(crate) fn evaluator(c: &RunConfig, latency: &LatencyService) -> Result<BuiltEvaluator, String> {
     // The evaluators that compute on this process's pool run at the asked thread count.
     if matches!(c.evaluator, EvaluatorKind::Proxy | EvaluatorKind::Zero(_)) {
         evaluator::set_threads(c.threads);
@@ -265,7 +269,7 @@ fn evaluator(c: &RunConfig, latency: &LatencyService) -> Result<Arc<dyn TrialEva
     if let Some(line) = &built.description {
         eprintln!("{line}");
     }
-    Ok(built.evaluator)
+    Ok(built)
 }
 
 /// Warns when no architecture of the space can meet the latency target, judged by this
@@ -401,7 +405,7 @@ pub fn exec(args: SearchArgs) -> Result<i32, String> {
             let queue = super::broker::Queue { ack_wait: args.ack_wait, max_deliver: args.max_deliver };
             super::broker::executor(connection.clone(), queue, args.resume.as_deref(), &config, &latency)?
         }
-        None => (Box::new(LocalPool::new(evaluator(&config, &latency)?, config.workers)), String::new()),
+        None => (Box::new(LocalPool::new(evaluator(&config, &latency)?.evaluator, config.workers)), String::new()),
     };
     warn_if_unreachable(&config, &space, &latency)?;
     let scale_up_hint = scale_up_hint(&config.data);
