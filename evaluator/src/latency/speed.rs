@@ -81,7 +81,7 @@ impl SpeedReference {
 /// The machine's speed right now against a table's nominal speed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpeedNow {
-    /// The reference's median over about a second, now.
+    /// The reference's median over the seconds it was just timed for.
     pub reference_ms: f64,
     /// The reference's nominal time (after this second's readings were folded in).
     pub nominal_ms: f64,
