@@ -108,7 +108,7 @@ mod avx2 {
         let mask = _mm256_cmpgt_epi32(tail, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         // A run-on vector stays inside the source (the caller checked `(rows - 1) * ld + width`
         // elements) when `ld + width >= 8`, and inside the destination when `2 * width >= 8`.
-        let run_on = (4..8).contains(&width) && src.1 + width >= 8 && dst.1 == width && src.0 != dst.0 as *const f32;
+        let run_on = (4..8).contains(&width) && src.1 + width >= 8 && dst.1 == width && !std::ptr::eq(src.0, dst.0);
         for r in 0..rows {
             let (s, d) = (src.0.add(r * src.1), dst.0.add(r * dst.1));
             if width >= 8 {
