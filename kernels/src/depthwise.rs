@@ -152,6 +152,9 @@ struct Padded {
     len: usize,
     /// Per tap `(ky, kx)`, row-major: where it reads for output 0 (see [`Padded::offset`]).
     taps: Vec<usize>,
+    /// Per phase column `b` (stride > 1): the first input column it holds, the phase column
+    /// that lands in, and how many columns; computed once instead of per input row.
+    phase_cols: Vec<(usize, usize, usize)>,
 }
 
 /// Scratch for a padded input plane, remembering the layout its zero border was laid for.
@@ -181,8 +184,23 @@ impl Padded {
     fn new(geo: &Geom, g: &Group) -> Self {
         let (s, ext) = (geo.stride, (g.k - 1) * g.dil + 1);
         let wq = geo.wo + (ext - 1) / s;
-        let mut pd = Self { s, hq: geo.ho + (ext - 1) / s, wq, len: (geo.ho - 1) * wq + geo.wo, taps: vec![] };
+        let mut pd = Self {
+            s,
+            hq: geo.ho + (ext - 1) / s,
+            wq,
+            len: (geo.ho - 1) * wq + geo.wo,
+            taps: vec![],
+            phase_cols: vec![],
+        };
         pd.taps = (0..g.k * g.k).map(|t| pd.offset(g, t / g.k, t % g.k)).collect();
+        pd.phase_cols = (0..s)
+            .map(|b| {
+                let x0 = (b + s - g.pad_l % s) % s;
+                let j0 = (x0 + g.pad_l) / s;
+                let n = if j0 < wq { (wq - j0).min(geo.w.saturating_sub(x0).div_ceil(s)) } else { 0 };
+                (x0, j0, n)
+            })
+            .collect();
         pd
     }
     /// Where tap `(ky, kx)` reads for output 0: its phase's start plus its shift in that phase.
@@ -190,13 +208,9 @@ impl Padded {
         let (r, c) = (ky * g.dil, kx * g.dil);
         ((r % self.s) * self.s + c % self.s) * self.hq * self.wq + (r / self.s) * self.wq + c / self.s
     }
-    /// Padded row and column `(y, x)` as an index into the phase planes, if stored.
-    #[inline(always)]
-    fn index(&self, y: usize, x: usize) -> Option<usize> {
-        let (i, j, s) = (y / self.s, x / self.s, self.s);
-        (i < self.hq && j < self.wq).then(|| ((y % s) * s + x % s) * self.hq * self.wq + i * self.wq + j)
-    }
     /// Copies input plane `x` into the phases of `buf`, shifted by (pad_t, pad_l), zeros elsewhere.
+    /// Inlined into its callers' [`simd`] sections, so the copies run in AVX2 lanes.
+    #[inline(always)]
     fn pad_input<T: Real>(&self, geo: &Geom, g: &Group, x: &[T], buf: &mut PadBuf<T>) {
         // The copy below writes the same positions for the same layout, so the zeros around
         // them from the last plane of this layout are still in place.
@@ -214,11 +228,15 @@ impl Padded {
                 buf[start..start + geo.w].copy_from_slice(row);
                 continue;
             }
-            for b in 0..self.s {
-                // First input column of phase column b, and where it lands.
-                let x0 = (b + self.s - g.pad_l % self.s) % self.s;
-                let Some(start) = self.index(y, x0 + g.pad_l) else { continue };
-                let n = (self.wq - (x0 + g.pad_l) / self.s).min((geo.w.saturating_sub(x0)).div_ceil(self.s));
+            let (a, i) = (y % self.s, y / self.s);
+            if i >= self.hq {
+                continue;
+            }
+            for (b, &(x0, j0, n)) in self.phase_cols.iter().enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                let start = (a * self.s + b) * self.hq * self.wq + i * self.wq + j0;
                 let dst = &mut buf[start..start + n];
                 if self.s == 2 {
                     // Pairs instead of a stepped iterator: this loop vectorises.
