@@ -7,7 +7,7 @@
 //! run stops). The table evaluator looks networks up by NAS-Bench-Macro code, so a space is
 //! scored only when each of its points is a member of that family.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -101,7 +101,8 @@ pub fn points(space: &SearchSpace, spec: &str) -> Result<Vec<Point>, String> {
             space.log10_size()
         ));
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Point> = Vec::new();
+    let mut place_of_code: BTreeMap<String, usize> = BTreeMap::new();
     for i in 0..count {
         let mut rest = i;
         let mut choices = vec![0; options.len()];
@@ -116,13 +117,15 @@ pub fn points(space: &SearchSpace, spec: &str) -> Result<Vec<Point>, String> {
             let name = arch.name.as_deref().unwrap_or("(unnamed)");
             format!("--space {spec}: point {name} is not a NAS-Bench-Macro network; the table evaluator looks networks up by that code, so only spaces of its networks can be scored")
         })?;
-        if let Some(twin) = out.iter().find(|p: &&Point| p.code == code) {
+        if let Some(&twin) = place_of_code.get(&code) {
+            let twin = &out[twin];
             return Err(format!(
                 "--space {spec}: points {} and {} are both NAS-Bench-Macro code {code}; a table holds one entry per code",
                 twin.arch.name.as_deref().unwrap_or("(unnamed)"),
                 arch.name.as_deref().unwrap_or("(unnamed)")
             ));
         }
+        place_of_code.insert(code.clone(), out.len());
         out.push(Point { code, choices, arch });
     }
     Ok(out)
@@ -142,9 +145,10 @@ pub fn run(
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     write_or_check(&dir.join("landscape.json"), config)?;
     let journal = dir.join("rows.jsonl");
+    let codes: BTreeSet<&str> = points.iter().map(|p| p.code.as_str()).collect();
     let mut rows: BTreeMap<String, Row> = BTreeMap::new();
     for row in read_lines::<Row>(&journal)? {
-        if !points.iter().any(|p| p.code == row.code) {
+        if !codes.contains(row.code.as_str()) {
             return Err(format!("{}: code {} is not a point of {}", journal.display(), row.code, config.space));
         }
         rows.insert(row.code.clone(), row);
